@@ -1,0 +1,7 @@
+"""``python -m analyzer`` is the same as the ``cnnstat`` command."""
+
+import sys
+
+from analyzer.cli import main
+
+sys.exit(main())

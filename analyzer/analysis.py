@@ -1,0 +1,204 @@
+"""The passes over the IR: shapes, then cost and memory per layer, then totals.
+
+:func:`analyze` is the one entry point the CLI, the diff and the time model use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from analyzer.cost import Cost, Gemm, ParamBlob
+from analyzer.errors import CnnstatError
+from analyzer.ir import Layer, Net, Shape
+from analyzer.memory import DTYPE_BYTES, peak_data_bytes
+from analyzer.registry import UNKNOWN, rule_for
+from analyzer.shapes import ShapeError
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user asked for: batch (leading dim of every input), input/blob shapes, dtype."""
+
+    batch: int | None = None
+    shapes: Mapping[str, Shape] = field(default_factory=dict)
+    dtype: str = "fp32"
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """One analysed layer. Bytes are for the chosen dtype; ``time_ms`` is filled by a device."""
+
+    layer: Layer
+    in_shapes: tuple[Shape, ...]
+    out_shapes: tuple[Shape, ...]
+    gemm: Gemm | None
+    macs: int
+    flops: int
+    params: int  # learnable elements
+    stats: int  # stored statistics elements (BatchNorm mean/variance…)
+    params_bytes: int
+    data_bytes: int  # this layer's tops
+    workspace_bytes: int
+    costed: bool
+    warnings: tuple[str, ...] = ()
+    time_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    macs: int
+    flops: int
+    params: int
+    stats: int
+    params_bytes: int
+    data_bytes: int  # Caffe convention
+    data_peak_bytes: int  # liveness peak
+    workspace_bytes: int  # Caffe: one buffer per layer, summed
+    workspace_shared_bytes: int  # one shared buffer: the largest
+    time_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    net: Net
+    inputs: dict[str, Shape]
+    batch: int | None
+    dtype: str
+    layers: tuple[LayerResult, ...]
+    totals: Totals
+    warnings: tuple[str, ...]
+    device: str | None = None
+
+
+def _where(net: Net, layer: Layer) -> str:
+    at = f":{layer.line}" if layer.line else ""
+    return f"{net.path}{at}: layer '{layer.name}'"
+
+
+def _input_shapes(net: Net, layer: Layer, opts: Options) -> list[Shape]:
+    shapes = []
+    for i, top in enumerate(layer.tops):
+        s = opts.shapes.get(top)
+        if s is None:
+            s = layer.attrs["shapes"][i]
+        if s is None:
+            why = layer.attr("unknown_reason") or "its shape is not in the file"
+            raise CnnstatError(
+                f"the shape of '{top}' is unknown ({layer.type} layer: {why}); "
+                f"give it with --input-shape {top}=N,C,H,W", _where(net, layer))
+        if opts.batch is not None and len(s) >= 1:
+            s = (opts.batch, *s[1:])
+        if any(d <= 0 for d in s):
+            raise CnnstatError(f"input '{top}' has a non-positive dim {list(s)}",
+                               _where(net, layer))
+        shapes.append(tuple(s))
+    return shapes
+
+
+def _params(blobs: tuple[ParamBlob, ...], itemsize: int, seen: set[str]) -> tuple[int, int, int]:
+    """(learnable elements, statistics elements, bytes); a named blob counts once per net."""
+    learn = stats = nbytes = 0
+    for b in blobs:
+        if b.name is not None:
+            if b.name in seen:
+                continue
+            seen.add(b.name)
+        if b.learnable:
+            learn += b.count
+        else:
+            stats += b.count
+        nbytes += b.count * (b.itemsize or itemsize)
+    return learn, stats, nbytes
+
+
+def analyze(net: Net, opts: Options = Options()) -> Report:
+    """Shape every layer, then cost and memory; raise CnnstatError naming the layer."""
+    if opts.dtype not in DTYPE_BYTES:
+        raise CnnstatError(f"unknown dtype '{opts.dtype}' (use fp32 or fp16)")
+    itemsize = DTYPE_BYTES[opts.dtype]
+    known = {t for layer in net.layers for t in layer.tops}
+    for name in opts.shapes:
+        if name not in known:
+            raise CnnstatError(f"--input-shape names '{name}', which is no blob of this net "
+                               f"(inputs: {', '.join(_net_inputs(net)) or 'none'})")
+    blobs: dict[str, Shape] = {}
+    inputs: dict[str, Shape] = {}
+    results: list[LayerResult] = []
+    warnings: list[str] = list(net.warnings)
+    seen: set[str] = set()
+    for layer in net.layers:
+        notes = list(layer.notes)
+        ins = []
+        for b in layer.bottoms:
+            if b not in blobs:
+                raise CnnstatError(f"bottom '{b}' is not produced by any earlier layer",
+                                   _where(net, layer))
+            ins.append(blobs[b])
+        rule = rule_for(layer.kind)
+        costed = rule is not None or layer.kind == "Input"
+        if layer.kind == "Input":
+            outs = _input_shapes(net, layer, opts)
+            inputs.update(zip(layer.tops, outs))
+            cost = Cost()
+        else:
+            if rule is None:
+                rule = UNKNOWN
+                notes.append(f"type '{layer.type}' has no shape or cost rule in cnnstat: "
+                             "output assumed to have its input's shape; not costed")
+            given = [opts.shapes.get(t) for t in layer.tops]
+            try:
+                if all(g is not None for g in given) and given:
+                    outs = [tuple(g) for g in given]  # type: ignore[misc]
+                    notes.append("output shape given by --input-shape")
+                else:
+                    outs = rule.shape(layer, ins)
+                cost = rule.cost(layer, ins, outs)
+            except ShapeError as e:
+                raise CnnstatError(f"{e} (input shapes: {[list(s) for s in ins]})",
+                                   _where(net, layer)) from None
+            except (KeyError, IndexError, TypeError, ZeroDivisionError) as e:
+                raise CnnstatError(
+                    f"cannot shape {layer.type} layer with inputs {[list(s) for s in ins]} "
+                    f"({type(e).__name__}: {e})", _where(net, layer)) from None
+            if layer.kind == "DetectionOutput":
+                notes.append("row count is decided at run time (up to keep_top_k per image); "
+                             "Caffe's static shape [1,1,1,7] is shown")
+            if len(outs) != len(layer.tops):
+                raise CnnstatError(f"{layer.type} gives {len(outs)} outputs but the layer "
+                                   f"names {len(layer.tops)} tops", _where(net, layer))
+        for t, s in zip(layer.tops, outs):
+            blobs[t] = s
+        blob_list = layer_blobs(layer, cost)
+        learn, stats, pbytes = _params(blob_list, itemsize, seen)
+        data = sum(math.prod(s) for s in outs) * itemsize
+        results.append(LayerResult(
+            layer, tuple(ins), tuple(outs), cost.gemm, cost.macs, cost.flops, learn, stats,
+            pbytes, data, cost.workspace * itemsize, costed, tuple(notes)))
+        warnings.extend(f"layer '{layer.name}': {n}" for n in notes)
+    peak = peak_data_bytes(net.layers, [r.out_shapes for r in results], itemsize)
+    totals = Totals(
+        macs=sum(r.macs for r in results), flops=sum(r.flops for r in results),
+        params=sum(r.params for r in results), stats=sum(r.stats for r in results),
+        params_bytes=sum(r.params_bytes for r in results),
+        data_bytes=sum(r.data_bytes for r in results), data_peak_bytes=peak,
+        workspace_bytes=sum(r.workspace_bytes for r in results),
+        workspace_shared_bytes=max((r.workspace_bytes for r in results), default=0))
+    batch = opts.batch
+    if batch is None and inputs:
+        firsts = {s[0] for s in inputs.values() if s}
+        batch = firsts.pop() if len(firsts) == 1 else None
+    return Report(net, inputs, batch, opts.dtype, tuple(results), totals, tuple(warnings))
+
+
+def layer_blobs(layer: Layer, cost: Cost) -> tuple[ParamBlob, ...]:
+    """The layer's parameter blobs: the file's own (ONNX) where known, else the cost rule's."""
+    if layer.weights is None:
+        return cost.params
+    return tuple(ParamBlob(w.name, w.shape, w.learnable, w.itemsize, w.name)
+                 for w in layer.weights)
+
+
+def _net_inputs(net: Net) -> list[str]:
+    return [t for layer in net.layers if layer.kind == "Input" for t in layer.tops]

@@ -1,0 +1,139 @@
+"""Command line: ``cnnstat MODEL [options]``.
+
+Every user error ends as one line on stderr, ``cnnstat: <where>: <what>``, and exit
+status 2. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from analyzer import __version__
+from analyzer.analysis import Options, Report, analyze
+from analyzer.errors import CnnstatError
+from analyzer.load import load_net
+from analyzer.memory import DTYPE_BYTES
+from analyzer.render import SORT_KEYS, select, to_csv, to_json, to_markdown, to_table
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise CnnstatError(message)
+
+
+def parse_shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
+    """``data=1,3,224,224`` → ('data', (1, 3, 224, 224))."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or any(d <= 0 for d in shape):
+        raise CnnstatError(f"--input-shape wants NAME=d,d,... with positive dims, got '{text}'")
+    return name, shape
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that analyses a model."""
+    p.add_argument("--batch", type=int, help="batch size: the leading dim of every input")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=d,d,...",
+                   help="shape of an input (or of a blob cnnstat cannot shape); repeatable")
+    p.add_argument("--phase", choices=["test", "train"], default="test",
+                   help="Caffe phase for include/exclude rules (default test)")
+    p.add_argument("--stage", action="append", default=[], help="Caffe NetState stage")
+    p.add_argument("--level", type=int, default=0, help="Caffe NetState level")
+    p.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="fp32",
+                   help="element type for bytes (default fp32)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cnnstat", description=(
+        "Per-layer cost of a CNN (Caffe .prototxt or ONNX): shapes, GEMM sizes n/k/m, "
+        "MACs, params and memory."))
+    p.add_argument("model", help="a .prototxt or .onnx file")
+    add_model_options(p)
+    p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("--sort", choices=sorted(SORT_KEYS), default="order",
+                   help="order of the layer rows (default: execution order)")
+    p.add_argument("--top", type=int, metavar="N", help="show only the first N rows")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"cnnstat {__version__}")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    if args.batch is not None and args.batch <= 0:
+        raise CnnstatError(f"--batch must be positive, got {args.batch}")
+    shapes = dict(parse_shape_arg(s) for s in args.input_shape)
+    return Options(batch=args.batch, shapes=shapes, dtype=args.dtype)
+
+
+def analyze_path(source: str, args: argparse.Namespace) -> Report:
+    net = load_net(source, phase=args.phase, stages=tuple(args.stage), level=args.level)
+    return analyze(net, options_from(args))
+
+
+def write_output(text: str, output: str | None) -> None:
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise CnnstatError(f"cannot write: {e.strerror}", output) from None
+    else:
+        sys.stdout.write(text)
+
+
+def run_analyze(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.top is not None and args.top <= 0:
+        raise CnnstatError(f"--top must be positive, got {args.top}")
+    report = analyze_path(args.model, args)
+    rows = select(report, args.sort, args.top)
+    if args.format == "json":
+        write_output(to_json(report, rows), args.output)
+    elif args.format == "csv":
+        write_output(to_csv(report, rows), args.output)
+    elif args.format == "markdown":
+        write_output(to_markdown(report, rows), args.output)
+    else:
+        from rich.console import Console
+
+        if args.output:
+            try:
+                with open(args.output, "w", encoding="utf-8") as fh:
+                    to_table(report, rows, Console(file=fh, width=200))
+            except OSError as e:
+                raise CnnstatError(f"cannot write: {e.strerror}", args.output) from None
+        else:
+            console = Console()
+            if not console.is_terminal:  # piped: never squeeze columns away
+                console = Console(width=200)
+            to_table(report, rows, console)
+    return 0
+
+
+COMMANDS = {"analyze": run_analyze}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    command = COMMANDS.get(argv[0]) if argv else None
+    try:
+        if command is not None:
+            return command(argv[1:])
+        return run_analyze(argv)
+    except CnnstatError as e:
+        if debug:
+            raise
+        print(f"cnnstat: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnstat: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

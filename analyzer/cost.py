@@ -1,0 +1,230 @@
+"""Cost rules: (layer, bottom shapes, top shapes) → GEMM sizes, MACs, FLOPs, params, workspace.
+
+Conventions (printed in the table header and the README):
+
+- **MACs** are multiply-accumulates of the GEMM-like layers (convolution, deconvolution,
+  inner product, batched matmul, recurrent and embedding gathers count 0); a grouped
+  convolution counts per group.
+- **FLOPs** = 2·MACs for those layers, plus an element-wise operation count for the
+  others (1 per output element for activations, see each rule).
+- **GEMM sizes** follow Lu et al. 2017: a convolution is ``groups`` matmuls of
+  [n × k]·[k × m] per image with n = num_output/group, k = (C_in/group)·kh·kw,
+  m = H_out·W_out. An inner product is [m × k]·[k × n] with k = input width,
+  n = output width and m = rows (the batch).
+- **params** are the stored blobs the layer owns, in elements, each marked learnable
+  or statistics (BatchNorm's mean/variance/scale factor are statistics).
+- **workspace** is elements of the im2col column buffer Caffe allocates for a conv or
+  deconv layer: C·kh·kw × spatial (none for a 1×1, stride 1, pad 0 convolution).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analyzer.ir import Layer, Shape
+from analyzer.shapes import conv_geometry, pool_geometry
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """GEMM sizes of one layer: ``groups`` products of [n × k]·[k × m] per image."""
+
+    n: int
+    k: int
+    m: int
+    groups: int = 1
+
+
+@dataclass(frozen=True)
+class ParamBlob:
+    """One stored parameter blob: its role, shape (elements) and whether it is learned."""
+
+    role: str
+    shape: Shape
+    learnable: bool = True
+    itemsize: int | None = None  # bytes per element when the file says (ONNX); else dtype's
+    name: str | None = None  # a shared name (ONNX initializer) counts once per net
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Cost:
+    gemm: Gemm | None = None
+    macs: int = 0
+    flops: int = 0
+    params: tuple[ParamBlob, ...] = ()
+    workspace: int = 0  # elements
+
+
+CostRule = Callable[[Layer, list[Shape], list[Shape]], Cost]
+
+
+def _n(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def free(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """Data movement only (Concat, Slice, Split, Reshape, Flatten, Dropout at inference…)."""
+    return Cost()
+
+
+def elementwise(per_element: int) -> CostRule:
+    """``per_element`` FLOPs for every element of the first top."""
+
+    def rule(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+        return Cost(flops=per_element * _n(outs[0]) if outs else 0)
+
+    rule.__doc__ = f"{per_element} FLOP(s) per output element."
+    return rule
+
+
+def convolution(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    g = conv_geometry(layer, ins[0])
+    out = outs[0]
+    axis = g["axis"]
+    rows = _n(out[:axis])  # images
+    m = _n(out[axis + 1 :])
+    n = g["c_out"] // g["group"]
+    k = g["c_in"] // g["group"] * _n(g["kernel"])
+    macs = rows * g["group"] * n * k * m * len(ins)
+    params = [ParamBlob("weight", (g["c_out"], g["c_in"] // g["group"], *g["kernel"]))]
+    if layer.attr("bias", True):
+        params.append(ParamBlob("bias", (g["c_out"],)))
+    one = all(v == 1 for v in g["kernel"]) and all(v == 1 for v in g["stride"]) and not any(
+        g["pad"])
+    workspace = 0 if one or layer.attr("depthwise") else g["c_in"] * _n(g["kernel"]) * m
+    return Cost(Gemm(n, k, m, g["group"]), macs, 2 * macs, tuple(params), workspace)
+
+
+def deconvolution(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """The transpose of a convolution from top to bottom: n = C_in/g, k = (C_out/g)·kh·kw."""
+    g = conv_geometry(layer, ins[0])
+    axis = g["axis"]
+    rows = _n(ins[0][:axis])
+    m = _n(ins[0][axis + 1 :])
+    n = g["c_in"] // g["group"]
+    k = g["c_out"] // g["group"] * _n(g["kernel"])
+    macs = rows * g["group"] * n * k * m * len(ins)
+    params = [ParamBlob("weight", (g["c_in"], g["c_out"] // g["group"], *g["kernel"]))]
+    if layer.attr("bias", True):
+        params.append(ParamBlob("bias", (g["c_out"],)))
+    one = all(v == 1 for v in g["kernel"]) and all(v == 1 for v in g["stride"]) and not any(
+        g["pad"])
+    workspace = 0 if one else g["c_out"] * _n(g["kernel"]) * m
+    return Cost(Gemm(n, k, m, g["group"]), macs, 2 * macs, tuple(params), workspace)
+
+
+def inner_product(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    x = ins[0]
+    axis = layer.attr("axis", 1) % len(x)
+    rows, width, n = _n(x[:axis]), _n(x[axis:]), layer.attr("num_output")
+    macs = rows * width * n
+    w = (width, n) if layer.attr("transpose") else (n, width)
+    params = [ParamBlob("weight", w)]
+    if layer.attr("bias", True):
+        params.append(ParamBlob("bias", (n,)))
+    return Cost(Gemm(n, width, rows), macs, 2 * macs, tuple(params))
+
+
+def pooling(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """One FLOP per window element per output (compare or add)."""
+    window = math.prod(k for k, _, _ in pool_geometry(layer, ins[0]))
+    return Cost(flops=_n(outs[0]) * window)
+
+
+def lrn(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """local_size multiply-adds for the window sum, then scale, power and divide: 2·size + 3."""
+    return Cost(flops=_n(outs[0]) * (2 * layer.attr("local_size", 5) + 3))
+
+
+def eltwise(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """One FLOP per element per extra input."""
+    return Cost(flops=_n(outs[0]) * max(len(ins) - 1, 1))
+
+
+def batch_norm(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """Caffe BatchNorm: subtract mean, divide by std (2 FLOPs/element); stored statistics."""
+    c = ins[0][1] if len(ins[0]) > 1 else 1
+    stats = (ParamBlob("mean", (c,), False), ParamBlob("variance", (c,), False),
+             ParamBlob("scale_factor", (1,), False))
+    return Cost(flops=2 * _n(outs[0]), params=stats)
+
+
+def bn(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """The forks' BN layer: learned scale and shift per channel, plus running mean/variance
+    (PSPNet); SegNet/ENet's inference-mode BN (``bn_mode``) stores only scale and shift."""
+    c = ins[0][1]
+    blobs = [ParamBlob("scale", (1, c, 1, 1)), ParamBlob("shift", (1, c, 1, 1))]
+    if not layer.attr("inference_only"):
+        blobs += [ParamBlob("mean", (1, c, 1, 1), False),
+                  ParamBlob("variance", (1, c, 1, 1), False)]
+    return Cost(flops=2 * _n(outs[0]), params=tuple(blobs))
+
+
+def _axes(layer: Layer, x: Shape) -> Shape:
+    axis = layer.attr("axis", 1) % len(x)
+    num = layer.attr("num_axes", 1)
+    return tuple(x[axis:] if num == -1 else x[axis : axis + num])
+
+
+def scale(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """A learned per-channel scale (and bias) unless the scale comes from a second bottom."""
+    if len(ins) > 1:
+        return Cost(flops=_n(outs[0]))
+    s = _axes(layer, ins[0])
+    blobs = [ParamBlob("scale", s)] + ([ParamBlob("bias", s)] if layer.attr("bias") else [])
+    return Cost(flops=len(blobs) * _n(outs[0]), params=tuple(blobs))
+
+
+def bias(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    if len(ins) > 1:
+        return Cost(flops=_n(outs[0]))
+    return Cost(flops=_n(outs[0]), params=(ParamBlob("bias", _axes(layer, ins[0])),))
+
+
+def prelu(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    c = 1 if layer.attr("channel_shared") else ins[0][1]
+    return Cost(flops=_n(outs[0]), params=(ParamBlob("slope", (c,)),))
+
+
+def normalize(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """SSD Normalize: L2 norm (square, sum, root, divide ≈ 3/element) and a learned scale."""
+    c = 1 if layer.attr("channel_shared") else ins[0][1]
+    return Cost(flops=4 * _n(outs[0]), params=(ParamBlob("scale", (c,)),))
+
+
+def embed(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """A table look-up: no arithmetic, a [input_dim × num_output] table (+ bias)."""
+    n = layer.attr("num_output")
+    blobs = [ParamBlob("weight", (layer.attr("input_dim"), n))]
+    if layer.attr("bias", True):
+        blobs.append(ParamBlob("bias", (n,)))
+    return Cost(flops=_n(outs[0]) if layer.attr("bias", True) else 0, params=tuple(blobs))
+
+
+def recurrent(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """Caffe LSTM: W_xc [4H×I], b_c [4H], W_hc [4H×H] (+ W_xc_static [4H×I_s] with a third
+    bottom). MACs: T·N·4H·(I+H) + N·4H·I_s. RNN: W_xh, b_h, W_hh, W_ho, b_o."""
+    x = ins[0]
+    t, n, i = x[0], x[1], _n(x[2:])
+    h = layer.attr("num_output")
+    if layer.kind == "LSTM":
+        blobs = [ParamBlob("W_xc", (4 * h, i)), ParamBlob("b_c", (4 * h,))]
+        macs = t * n * 4 * h * (i + h)
+        if len(ins) > 2:
+            i_s = _n(ins[2][1:])
+            blobs.append(ParamBlob("W_xc_static", (4 * h, i_s)))
+            macs += n * 4 * h * i_s
+        blobs.append(ParamBlob("W_hc", (4 * h, h)))
+        gemm = Gemm(4 * h, i + h, t * n)
+    else:
+        blobs = [ParamBlob("W_xh", (h, i)), ParamBlob("b_h", (h,)), ParamBlob("W_hh", (h, h)),
+                 ParamBlob("W_ho", (h, h)), ParamBlob("b_o", (h,))]
+        macs = t * n * h * (i + 2 * h)
+        gemm = Gemm(h, i + h, t * n)
+    return Cost(gemm, macs, 2 * macs, tuple(blobs))

@@ -1,0 +1,362 @@
+"""Shape rules: (layer, bottom shapes) → top shapes, with Caffe's exact semantics.
+
+Each rule takes the layer and the list of its bottom shapes and returns one shape per
+top. A rule raises :class:`ShapeError` with a plain sentence when the shapes cannot
+work (the pass adds the file and layer). Rules are looked up through ``registry.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from analyzer.ir import Layer, Shape
+
+
+class ShapeError(ValueError):
+    """The layer's parameters do not fit its input shapes."""
+
+
+ShapeRule = Callable[[Layer, list[Shape]], list[Shape]]
+
+
+def _canon_axis(axis: int, ndim: int) -> int:
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"axis {axis} is out of range for a {ndim}-D input")
+    return axis % ndim
+
+
+def _per_axis(values: Sequence[int], n: int, name: str) -> tuple[int, ...]:
+    """Caffe's repeated kernel/pad/stride: one value for every spatial axis, or one each."""
+    if len(values) == 1:
+        return tuple(values) * n
+    if len(values) != n:
+        raise ShapeError(f"{name} has {len(values)} values for {n} spatial axes")
+    return tuple(values)
+
+
+def _count(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def same(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Every top has the shape of the first bottom (activations, BatchNorm, Dropout, …)."""
+    if not ins:
+        raise ShapeError("needs a bottom")
+    return [ins[0]] * len(layer.tops)
+
+
+def conv_geometry(layer: Layer, x: Shape) -> dict[str, tuple[int, ...] | int]:
+    """Channels, group and per-axis kernel/stride/pad/dilation of a conv on input ``x``."""
+    axis = _canon_axis(layer.attr("axis", 1), len(x))
+    spatial = x[axis + 1 :]
+    n = len(spatial)
+    if n == 0:
+        raise ShapeError(f"input {list(x)} has no spatial axes after channel axis {axis}")
+    c_in = x[axis]
+    group = c_in if layer.attr("depthwise") else layer.attr("group", 1)
+    if group < 1 or c_in % group:
+        raise ShapeError(f"input channels {c_in} are not divisible by group {group}")
+    c_out = layer.attr("num_output")
+    if c_out % group:
+        raise ShapeError(f"num_output {c_out} is not divisible by group {group}")
+    return {
+        "axis": axis, "spatial": spatial, "c_in": c_in, "c_out": c_out, "group": group,
+        "kernel": _per_axis(layer.attr("kernel"), n, "kernel_size"),
+        "stride": _per_axis(layer.attr("stride", (1,)), n, "stride"),
+        "pad": _per_axis(layer.attr("pad", (0,)), n, "pad"),
+        "dilation": _per_axis(layer.attr("dilation", (1,)), n, "dilation"),
+    }
+
+
+def convolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """out = (in + 2·pad − (dilation·(kernel−1)+1)) / stride + 1, floored."""
+    outs = []
+    for x in ins:  # Caffe's conv applies the same filters to every bottom
+        g = conv_geometry(layer, x)
+        dims = []
+        for i, size in enumerate(g["spatial"]):
+            extent = g["dilation"][i] * (g["kernel"][i] - 1) + 1
+            padded = size + 2 * g["pad"][i]
+            if extent > padded:
+                raise ShapeError(
+                    f"kernel extent {extent} is larger than the padded input {padded} "
+                    f"(input {list(x)})")
+            if g["stride"][i] < 1:
+                raise ShapeError("stride must be at least 1")
+            dims.append((padded - extent) // g["stride"][i] + 1)
+        outs.append((*x[: g["axis"]], g["c_out"], *dims))
+    return outs
+
+
+def deconvolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """out = stride·(in − 1) + dilation·(kernel−1) + 1 − 2·pad."""
+    outs = []
+    for x in ins:
+        g = conv_geometry(layer, x)
+        dims = []
+        for i, size in enumerate(g["spatial"]):
+            extent = g["dilation"][i] * (g["kernel"][i] - 1) + 1
+            d = g["stride"][i] * (size - 1) + extent - 2 * g["pad"][i]
+            if d < 1:
+                raise ShapeError(f"output size {d} is not positive (input {list(x)})")
+            dims.append(d)
+        outs.append((*x[: g["axis"]], g["c_out"], *dims))
+    return outs
+
+
+def pool_geometry(layer: Layer, x: Shape) -> tuple[tuple[int, int], ...]:
+    """(kernel, stride, pad) per spatial axis of a 4-D pooling input."""
+    if len(x) != 4:
+        raise ShapeError(f"Pooling needs a 4-D input, got {list(x)}")
+    if layer.attr("global_pooling"):
+        return ((x[2], 1, 0), (x[3], 1, 0))
+    k = _per_axis(layer.attr("kernel"), 2, "kernel_size")
+    s = _per_axis(layer.attr("stride", (1,)), 2, "stride")
+    p = _per_axis(layer.attr("pad", (0,)), 2, "pad")
+    return tuple(zip(k, s, p))  # type: ignore[return-value]
+
+
+def pooling(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Caffe rounds up (ceil) by default, then drops a last window that starts in the pad."""
+    x = ins[0]
+    geo = pool_geometry(layer, x)
+    dims = []
+    for size, (k, s, p) in zip(x[2:], geo):
+        if p >= k:
+            raise ShapeError(f"pad {p} must be smaller than kernel {k}")
+        if k > size + 2 * p:
+            raise ShapeError(f"kernel {k} is larger than the padded input {size + 2 * p}")
+        span = size + 2 * p - k
+        out = (-(-span // s) if layer.attr("ceil", True) else span // s) + 1
+        if p and (out - 1) * s >= size + p:
+            out -= 1
+        dims.append(out)
+    top = (x[0], x[1], *dims)
+    return [top] * len(layer.tops)  # a second top is the MAX argmax mask
+
+
+def inner_product(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Flattens dims from ``axis`` on; out = dims[:axis] + [num_output]."""
+    x = ins[0]
+    axis = _canon_axis(layer.attr("axis", 1), len(x))
+    return [(*x[:axis], layer.attr("num_output"))]
+
+
+def concat(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    axis = _canon_axis(layer.attr("axis", 1), len(x))
+    for y in ins[1:]:
+        if len(y) != len(x) or any(a != b for i, (a, b) in enumerate(zip(x, y)) if i != axis):
+            raise ShapeError(f"cannot concatenate {list(x)} and {list(y)} on axis {axis}")
+    return [(*x[:axis], sum(y[axis] for y in ins), *x[axis + 1 :])]
+
+
+def slice_(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    axis = _canon_axis(layer.attr("axis", 1), len(x))
+    points = list(layer.attr("points", ()))
+    n = len(layer.tops)
+    if points:
+        if len(points) != n - 1:
+            raise ShapeError(f"{len(points)} slice points for {n} tops")
+        edges = [0, *points, x[axis]]
+    else:
+        if x[axis] % n:
+            raise ShapeError(f"axis size {x[axis]} does not split evenly into {n} tops")
+        edges = [i * x[axis] // n for i in range(n + 1)]
+    sizes = [b - a for a, b in zip(edges, edges[1:])]
+    if any(s <= 0 for s in sizes):
+        raise ShapeError(f"slice points {points} do not fit axis size {x[axis]}")
+    return [(*x[:axis], s, *x[axis + 1 :]) for s in sizes]
+
+
+def eltwise(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    for y in ins[1:]:
+        if y != ins[0]:
+            raise ShapeError(f"Eltwise inputs differ: {list(ins[0])} vs {list(y)}")
+    return [ins[0]]
+
+
+def crop(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Dims before ``axis`` from bottom 0, the rest from bottom 1 (the reference)."""
+    x, ref = ins[0], ins[1]
+    axis = _canon_axis(layer.attr("axis", 2), len(x))
+    offs = list(layer.attr("offset", ())) or [0]
+    out = list(x)
+    for i in range(axis, len(x)):
+        off = offs[0] if len(offs) == 1 else offs[i - axis]
+        if ref[i] + off > x[i]:
+            raise ShapeError(f"crop of {ref[i]} at offset {off} exceeds size {x[i]} on axis {i}")
+        out[i] = ref[i]
+    return [tuple(out)]
+
+
+def reshape(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Caffe's Reshape: 0 copies the input dim, −1 is inferred; ``axis``/``num_axes`` window."""
+    x = ins[0]
+    spec = list(layer.attr("shape", ()))
+    axis = layer.attr("axis", 0)
+    start = axis if axis >= 0 else len(x) + axis + 1
+    num_axes = layer.attr("num_axes", -1)
+    end = len(x) if num_axes == -1 else start + num_axes
+    if not 0 <= start <= end <= len(x):
+        raise ShapeError("axis/num_axes out of range")
+    dims = []
+    for i, d in enumerate(spec):
+        if d == 0:
+            if start + i >= len(x):
+                raise ShapeError(f"dim 0 at position {i} copies a missing input axis")
+            dims.append(x[start + i])
+        else:
+            dims.append(d)
+    out = [*x[:start], *dims, *x[end:]]
+    if out.count(-1) > 1:
+        raise ShapeError("more than one -1 in reshape")
+    total = _count(x)
+    if -1 in out:
+        known = -math.prod(out)
+        if known == 0 or total % known:
+            raise ShapeError(f"cannot infer -1: {total} elements into {out}")
+        out[out.index(-1)] = total // known
+    if _count(tuple(out)) != total:
+        raise ShapeError(f"reshape {list(x)} → {out} changes the element count")
+    return [tuple(out)]
+
+
+def flatten(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    a = _canon_axis(layer.attr("axis", 1), len(x))
+    e = _canon_axis(layer.attr("end_axis", -1), len(x))
+    return [(*x[:a], _count(x[a : e + 1]), *x[e + 1 :])]
+
+
+def permute(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    order = list(layer.attr("order", ()))
+    for i in range(len(x)):
+        if i not in order:
+            order.append(i)
+    if sorted(order) != list(range(len(x))):
+        raise ShapeError(f"order {order} is not a permutation of {len(x)} axes")
+    return [tuple(x[i] for i in order)]
+
+
+def prior_box(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """SSD PriorBox: [1, 2, H·W·priors·4]; priors = |ratios incl. 1 (and flips)|·|min| + |max|."""
+    x = ins[0]
+    ratios = [1.0]
+    for r in layer.attr("aspect_ratios", ()):
+        if all(abs(r - q) >= 1e-6 for q in ratios):
+            ratios.append(r)
+            if layer.attr("flip", True):
+                ratios.append(1.0 / r)
+    n_min = len(layer.attr("min_sizes", ()))
+    priors = len(ratios) * n_min + len(layer.attr("max_sizes", ()))
+    return [(1, 2, x[2] * x[3] * priors * 4)]
+
+
+def detection_output(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """SSD fixes [1, 1, 1, 7] at set-up; the row count is only known at run time."""
+    return [(1, 1, 1, 7)]
+
+
+def roi_pooling(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x, rois = ins[0], ins[1]
+    return [(rois[0], x[1], layer.attr("pooled_h"), layer.attr("pooled_w"))]
+
+
+def interp(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """PSPNet/DeepLab Interp: a reference bottom, zoom/shrink factors, or height/width."""
+    x = ins[0]
+    if len(ins) > 1:
+        return [(x[0], x[1], ins[1][2], ins[1][3])]
+    a = layer.attrs
+    h = x[2] + a.get("pad_beg", 0) + a.get("pad_end", 0)
+    w = x[3] + a.get("pad_beg", 0) + a.get("pad_end", 0)
+    zoom, shrink = a.get("zoom_factor"), a.get("shrink_factor")
+    if shrink and not zoom:
+        h, w = (h - 1) // shrink + 1, (w - 1) // shrink + 1
+    elif zoom and not shrink:
+        h, w = h + (h - 1) * (zoom - 1), w + (w - 1) * (zoom - 1)
+    elif "height" in a and "width" in a:
+        h, w = a["height"], a["width"]
+    elif zoom and shrink:
+        h, w = (h - 1) // shrink + 1, (w - 1) // shrink + 1
+        h, w = h + (h - 1) * (zoom - 1), w + (w - 1) * (zoom - 1)
+    else:
+        raise ShapeError("interp_param needs zoom_factor, shrink_factor or height and width")
+    return [(x[0], x[1], h, w)]
+
+
+def upsample(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """SegNet Upsample: explicit upsample_h/w, else input × scale (minus pad_out)."""
+    x = ins[0]
+    a = layer.attrs
+    sh, sw = a.get("scale_h", a.get("scale", 2)), a.get("scale_w", a.get("scale", 2))
+    h = a.get("upsample_h") or x[2] * sh - int(a.get("pad_out_h", False))
+    w = a.get("upsample_w") or x[3] * sw - int(a.get("pad_out_w", False))
+    return [(x[0], x[1], h, w)]
+
+
+def scalar(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Losses and Accuracy: a scalar (Caffe shape [], one element) per top."""
+    return [()] * len(layer.tops)
+
+
+def nothing(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Silence: no tops."""
+    return []
+
+
+def lstm(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Caffe Recurrent: x is T×N×…, cont is T×N; h is T×N×num_output."""
+    x = ins[0]
+    if len(x) < 2:
+        raise ShapeError(f"recurrent input must be T×N×…, got {list(x)}")
+    if len(ins) > 1 and tuple(ins[1]) != tuple(x[:2]):
+        raise ShapeError(f"cont shape {list(ins[1])} must be T×N = {list(x[:2])}")
+    return [(x[0], x[1], layer.attr("num_output"))] + [
+        (1, x[1], layer.attr("num_output"))] * (len(layer.tops) - 1)
+
+
+def embed(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    return [(*ins[0], layer.attr("num_output"))]
+
+
+def axpy(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """SENet Axpy: a·x + y with a of N×C×1×1; the output has x's shape."""
+    if len(ins) != 3:
+        raise ShapeError("Axpy needs three bottoms (a, x, y)")
+    return [ins[1]]
+
+
+def argmax(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    k = layer.attr("top_k", 1)
+    axis = layer.attr("axis")
+    if axis is None:
+        return [(x[0], 2 if layer.attr("out_max_val") else 1, k)]
+    axis = _canon_axis(axis, len(x))
+    return [(*x[:axis], k, *x[axis + 1 :])]
+
+
+def reduction(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    return [tuple(x[: _canon_axis(layer.attr("axis", 0), len(x))])]
+
+
+def tile(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    axis = _canon_axis(layer.attr("axis", 1), len(x))
+    return [(*x[:axis], x[axis] * layer.attr("tiles", 1), *x[axis + 1 :])]
+
+
+def assumed_same(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """A layer nobody here can shape (Python, an unknown type): identity if 1→1, else error."""
+    if len(ins) == 1 and len(layer.tops) == 1:
+        return [ins[0]]
+    given = " ".join(f"--input-shape {t}=d,d,..." for t in layer.tops)
+    raise ShapeError(
+        f"cnnstat cannot know the output shape of a {layer.type!r} layer with "
+        f"{len(ins)} bottom(s) and {len(layer.tops)} top(s); give it with {given}")
