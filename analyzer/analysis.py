@@ -146,12 +146,15 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
             if rule is None:
                 rule = UNKNOWN
                 notes.append(f"type '{layer.type}' has no shape or cost rule in cnnstat: "
-                             "output assumed to have its input's shape; not costed")
+                             + ("not costed" if layer.shapes_hint is not None else
+                                "output assumed to have its input's shape; not costed"))
             given = [opts.shapes.get(t) for t in layer.tops]
             try:
                 if all(g is not None for g in given) and given:
                     outs = [tuple(g) for g in given]  # type: ignore[misc]
                     notes.append("output shape given by --input-shape")
+                elif layer.shapes_hint is not None and rule is UNKNOWN:
+                    outs = [tuple(s) for s in layer.shapes_hint]
                 else:
                     outs = rule.shape(layer, ins)
                 cost = rule.cost(layer, ins, outs)

@@ -47,6 +47,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", type=int, default=0, help="Caffe NetState level")
     p.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="fp32",
                    help="element type for bytes (default fp32)")
+    p.add_argument("--device", help="predict time with this device profile "
+                   "(a name from 'cnnstat devices' or a profile .json)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,8 +75,16 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def analyze_path(source: str, args: argparse.Namespace) -> Report:
-    net = load_net(source, phase=args.phase, stages=tuple(args.stage), level=args.level)
-    return analyze(net, options_from(args))
+    """Load and analyse one model as the options say; with --device, predict time too."""
+    opts = options_from(args)
+    net = load_net(source, phase=args.phase, stages=tuple(args.stage), level=args.level,
+                   batch=opts.batch, shapes=dict(opts.shapes))
+    report = analyze(net, opts)
+    if getattr(args, "device", None):
+        from analyzer.timing import predict_report
+
+        report = predict_report(report, args.device)
+    return report
 
 
 def write_output(text: str, output: str | None) -> None:
@@ -116,16 +126,33 @@ def run_analyze(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"analyze": run_analyze}
+# Subcommands: name -> "module:function" taking argv and returning the exit status.
+# Imported only when used, so `cnnstat model.prototxt` starts fast.
+COMMANDS = {
+    "diff": "analyzer.diff:main",
+    "check": "analyzer.check:main",
+    "devices": "analyzer.devices_cmd:main",
+    "fit": "analyzer.fit:main",
+    "calibrate": "analyzer.calibrate:main",
+    "measure": "analyzer.measure:main",
+}
+
+
+def _command(name: str):
+    import importlib
+
+    module, _, func = COMMANDS[name].partition(":")
+    return getattr(importlib.import_module(module), func)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    command = COMMANDS.get(argv[0]) if argv else None
     try:
-        if command is not None:
-            return command(argv[1:])
+        if argv and argv[0] in COMMANDS:
+            return _command(argv[0])(argv[1:])
+        if argv and argv[0] == "analyze":
+            argv = argv[1:]
         return run_analyze(argv)
     except CnnstatError as e:
         if debug:

@@ -55,6 +55,9 @@ class Layer:
     line: int | None = None
     weights: tuple[Weight, ...] | None = None  # None: derive from shapes (Caffe)
     notes: tuple[str, ...] = ()  # what the frontend assumed while translating
+    # Output shapes a frontend already knows (ONNX shape inference). The analysis uses the
+    # registry's rule where one exists and the hint where it has none.
+    shapes_hint: tuple[Shape, ...] | None = None
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)
