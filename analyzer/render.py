@@ -190,7 +190,8 @@ def to_table(report: Report, rows: Sequence[LayerResult], console: Any) -> None:
                  nbytes(r.data_bytes), nbytes(r.workspace_bytes) if r.workspace_bytes else ""]
         if timed:
             share = (r.time_ms or 0.0) / t.time_ms if t.time_ms else 0.0
-            cells += ["" if r.time_ms is None else f"{r.time_ms:.3f}",
+            mark = "~" if any("(fallback" in w for w in r.warnings) else ""  # estimate
+            cells += ["" if r.time_ms is None else f"{mark}{r.time_ms:.3f}",
                       "█" * round(share * 20) + f" {share:.0%}" if r.time_ms else ""]
         table.add_row(*cells)
     console.print(table)

@@ -1,0 +1,419 @@
+"""Forward-time model: per-kind formulas over a layer's GEMM sizes, MACs and bytes.
+
+Lu et al. (2017, "Modeling the Resource Requirements of Convolutional Neural Networks on
+Mobile Devices") model a convolution's forward time as linear in its GEMM size n·k·m and an
+inner product's as linear in in·out. This module keeps that idea and adds what measured
+``caffe time`` data shows matters (see ``benchmarks/bench_time_ck.py`` for the held-out gain):
+
+- every layer kind has a per-call constant (no GPU kernel launch is free);
+- convolution time is linear in input, output and weight bytes (writes cost more) plus a
+  roofline ``max(MACs · a, k · b)`` whose k term applies to 1×1 convolutions only (on the
+  GTX 1080 cuDNN's 1×1 convolutions with a small output track k, not MACs);
+- an inner product sits on a roofline: ``c + max(MACs · s_mac, bytes · s_byte)``, since at a
+  small batch reading the weight matrix dominates;
+- other kinds take a launch floor or their bytes over a bandwidth, whichever is slower,
+  plus a FLOPs term.
+
+Units: times are milliseconds, sizes are MACs, FLOPs and bytes. A device *profile* is a
+JSON dict (see ``analyzer/devices/*.json``) holding one entry per kind with the coefficient
+of each named feature, the fit quality, a ``fallback`` entry for kinds the data did not
+cover, ``per_layer_overhead_ms`` (the gap ``caffe time``'s forward total has beyond the sum
+of its layer times, per layer) and optional ``fusions`` (pairs of kinds a runtime merges).
+Coefficients are fitted by non-negative least squares on relative error (:func:`nnls`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analyzer.analysis import LayerResult, Report
+from analyzer.errors import CnnstatError
+
+DEVICES_DIR = Path(__file__).resolve().parent / "devices"
+LOCAL_DIR = Path.home() / ".config" / "cnnstat" / "devices"
+SCHEMA = 1
+
+# Relative errors are taken against at least 1 µs, so a layer measured at 0 ms (one a runtime
+# folded away) weighs like a 1 µs layer instead of infinitely.
+MIN_MS = 0.001
+GEMM_KINDS = ("Convolution", "Deconvolution", "InnerProduct", "LSTM", "RNN")
+
+
+# ---------------------------------------------------------------------------------------
+# Features: named numbers computed from one analysed layer.
+
+
+def _elements(shapes: Sequence[tuple[int, ...]]) -> int:
+    return sum(math.prod(s) for s in shapes)
+
+
+def _itemsize(r: LayerResult) -> int:
+    n = _elements(r.out_shapes)
+    return r.data_bytes // n if n else 4
+
+
+def moved_bytes(r: LayerResult) -> int:
+    """Bytes a layer reads and writes once: its bottoms, its tops and its parameters."""
+    return (_elements(r.in_shapes) + _elements(r.out_shapes)) * _itemsize(r) + r.params_bytes
+
+
+def _depth(r: LayerResult) -> float:
+    """k·groups: the reduction length of the layer's GEMMs (0 without a GEMM)."""
+    return float(r.gemm.k * r.gemm.groups) if r.gemm is not None else 0.0
+
+
+def _is_1x1(r: LayerResult) -> bool:
+    kernel = r.layer.attr("kernel")
+    dims = kernel if isinstance(kernel, (tuple, list)) else (kernel,)
+    return r.layer.kind == "Convolution" and all(d == 1 for d in dims)
+
+
+def _in_bytes(r: LayerResult) -> float:
+    return float(_elements(r.in_shapes) * _itemsize(r))
+
+
+# Each feature in its unit: const and floor 1, macs MACs, flops FLOPs, *bytes bytes, k elements.
+FEATURES: dict[str, Callable[[LayerResult], float]] = {
+    "const": lambda r: 1.0,
+    "floor": lambda r: 1.0,  # a constant inside a roofline max(): a minimum time
+    "macs": lambda r: float(r.macs),
+    "flops": lambda r: float(r.flops),
+    "bytes": lambda r: float(moved_bytes(r)),
+    "in_bytes": _in_bytes,
+    "out_bytes": lambda r: float(r.data_bytes),
+    "param_bytes": lambda r: float(r.params_bytes),
+    "k": _depth,
+    "k_1x1": lambda r: _depth(r) if _is_1x1(r) else 0.0,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Records.
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured layer: its analysis and its forward time in milliseconds."""
+
+    layer: LayerResult  # from analysis.analyze(): shapes, gemm, macs, flops, bytes
+    ms: float  # measured forward time of that layer, milliseconds
+    net: str = ""  # which net/run it came from (for held-out splits and reports)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A loaded device profile: its name, where it came from, and the JSON dict itself."""
+
+    name: str
+    path: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> Mapping[str, Any]:
+        return self.data.get("kinds", {})
+
+    @property
+    def overhead_ms(self) -> float:
+        return float(self.data.get("per_layer_overhead_ms", 0.0))
+
+    @property
+    def fusions(self) -> set[tuple[str, str]]:
+        return {(a, b) for a, b in self.data.get("fusions", [])}
+
+
+# ---------------------------------------------------------------------------------------
+# Fitting.
+
+
+def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
+    """Non-negative least squares min ||a·x − b|| with x ≥ 0 (Lawson–Hanson active set)."""
+    rows, cols = a.shape
+    x = np.zeros(cols)
+    passive = np.zeros(cols, dtype=bool)
+    grad = a.T @ (b - a @ x)
+    tol = 1e-12 * max(1.0, float(np.abs(grad).max(initial=0.0)))
+    for _ in range(max_iter):
+        if passive.all() or grad[~passive].max(initial=-1.0) <= tol:
+            break
+        cand = np.where(~passive, grad, -np.inf)
+        passive[int(np.argmax(cand))] = True
+        while True:
+            z = np.zeros(cols)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            neg = passive & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg]))
+            x = x + alpha * (z - x)
+            passive &= x > 1e-15
+            x[~passive] = 0.0
+        grad = a.T @ (b - a @ x)
+    return x
+
+
+@dataclass(frozen=True)
+class Form:
+    """A kind's formula: ``Σ coef·term`` over ``terms`` plus, when ``peak`` names two terms,
+    a roofline ``max(a·peak[0], b·peak[1])`` (the slower of two limits)."""
+
+    terms: tuple[str, ...]
+    peak: tuple[str, str] | None = None
+
+
+def _design(layers: Sequence[LayerResult], terms: Sequence[str]) -> np.ndarray:
+    return np.array([[FEATURES[t](r) for t in terms] for r in layers], dtype=float)
+
+
+def _weighted_nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """NNLS on relative error: rows weighted by 1/y, columns scaled for conditioning."""
+    w = 1.0 / np.maximum(y, MIN_MS)
+    scale = np.maximum(np.abs(x).max(axis=0), 1e-30)
+    return nnls(x / scale * w[:, None], y * w) / scale
+
+
+def fit_form(layers: Sequence[LayerResult], ms: Sequence[float], form: Form) -> dict[str, Any]:
+    """Fitted coefficients (ms per unit, all ≥ 0) of ``form``, minimising squared relative
+    error. A roofline pair is fitted by a grid over the ratio of its two slopes."""
+    y = np.asarray(ms, dtype=float)
+    x = _design(layers, form.terms) if form.terms else np.zeros((len(y), 0))
+    if form.peak is None:
+        return {"sum": {t: float(c) for t, c in zip(form.terms, _weighted_nnls(x, y))}}
+    a, b = (_design(layers, [t])[:, 0] for t in form.peak)
+    base = max(float(a.max(initial=0.0)), 1e-30) / max(float(b.max(initial=0.0)), 1e-30)
+    best: tuple[float, dict[str, Any]] | None = None
+    for ratio in base * np.logspace(-3, 3, 121):
+        work = np.maximum(a, b * ratio)
+        coef = _weighted_nnls(np.column_stack([x, work]), y)
+        pred = np.column_stack([x, work]) @ coef
+        err = float(np.sum(((pred - y) / np.maximum(y, MIN_MS)) ** 2))
+        if best is None or err < best[0]:
+            best = (err, {"sum": {t: float(c) for t, c in zip(form.terms, coef[:-1])},
+                          "max": {form.peak[0]: float(coef[-1]),
+                                  form.peak[1]: float(coef[-1] * ratio)}})
+    assert best is not None
+    return best[1]
+
+
+def _model_ms(model: Mapping[str, Any], r: LayerResult) -> float:
+    coef = model["coef"]
+    ms = sum(c * FEATURES[t](r) for t, c in coef.get("sum", {}).items())
+    peak = coef.get("max")
+    if peak:
+        ms += max(c * FEATURES[t](r) for t, c in peak.items())
+    return ms
+
+
+# Each kind's formula (held-out evidence for each choice: benchmarks/bench_time_ck.py).
+KIND_FORMS: dict[str, Form] = {
+    # Writes cost more than reads; a 1×1 conv (cuDNN's implicit GEMM) is bound by its
+    # reduction length k when the output is small, by MACs otherwise.
+    "Convolution": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs"),
+                        ("macs", "k_1x1")),
+    # Memory-bandwidth roofline: reading the weights dominates at a small batch.
+    "InnerProduct": Form(("const",), ("macs", "bytes")),
+    "Input": Form(("const",)),
+    "Split": Form(("const",)),
+}
+# Other kinds: a launch floor or the bytes they move, whichever is slower, plus FLOPs.
+OTHER_FORM = Form(("const", "flops"), ("floor", "bytes"))
+FALLBACK_FORM = Form(("const",), ("floor", "bytes"))
+# Lu et al.'s plain form: conv a·(n·k·m·groups·batch) + b, fc a·(in·out·rows) + b.
+PAPER_FORMS: dict[str, Form] = {
+    "Convolution": Form(("const", "macs")),
+    "InnerProduct": Form(("const", "macs")),
+    "Input": Form(("const",)),
+    "Split": Form(("const",)),
+}
+
+
+def _errors(pred: Sequence[float], ms: Sequence[float]) -> dict[str, float]:
+    rel = np.abs(np.asarray(pred) - np.asarray(ms)) / np.maximum(np.asarray(ms), MIN_MS)
+    return {"median_rel_error": round(float(np.median(rel)), 4),
+            "mean_rel_error": round(float(np.mean(rel)), 4)}
+
+
+def formula(form: Form) -> str:
+    """A form as text, e.g. ``const + macs + max(macs, k_1x1)`` (each term times its coef)."""
+    parts = list(form.terms) + ([f"max({form.peak[0]}, {form.peak[1]})"] if form.peak else [])
+    return " + ".join(parts)
+
+
+def _sig(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _fit_kind(layers: list[LayerResult], ms: list[float], form: Form) -> dict[str, Any]:
+    coef = {part: {t: _sig(c) for t, c in terms.items()}
+            for part, terms in fit_form(layers, ms, form).items()}
+    model: dict[str, Any] = {"formula": formula(form), "coef": coef, "points": len(layers)}
+    model["in_sample"] = _errors([_model_ms(model, r) for r in layers], ms)
+    return model
+
+
+def fit_kinds(samples: Sequence[Sample],
+              forms: Mapping[str, Form] = KIND_FORMS) -> dict[str, Any]:
+    """One fitted model per kind the samples cover, plus a ``fallback`` for the rest
+    (a floor or bytes over a bandwidth, fitted on every non-GEMM layer together)."""
+    by_kind: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_kind.setdefault(s.layer.layer.kind, []).append(s)
+    kinds: dict[str, Any] = {}
+    for kind, group in sorted(by_kind.items()):
+        kinds[kind] = _fit_kind([s.layer for s in group], [s.ms for s in group],
+                                forms.get(kind, OTHER_FORM))
+    non_gemm = [s for s in samples if s.layer.layer.kind not in GEMM_KINDS
+                and s.layer.layer.kind not in ("Input", "Split")]
+    fallback = (_fit_kind([s.layer for s in non_gemm], [s.ms for s in non_gemm],
+                          FALLBACK_FORM) if non_gemm else None)
+    return {"kinds": kinds, "fallback": fallback}
+
+
+def fit_profile(samples: Sequence[Sample], meta: dict, holdout: Sequence[Sample] = (),
+                forms: Mapping[str, Form] = KIND_FORMS) -> dict:
+    """Fit every kind the samples cover; return a JSON-ready profile dict.
+
+    ``meta`` (name, hardware, software, dtype, source/provenance, per_layer_overhead_ms,
+    fusions, …) is merged in. Fit quality: points and in-sample error per kind, and the
+    per-layer error on ``holdout`` samples (other nets) when given. ``forms`` picks each
+    kind's formula (:data:`KIND_FORMS`; :data:`PAPER_FORMS` is Lu et al.'s plain form).
+    """
+    if not samples:
+        raise CnnstatError("no measured layers to fit a profile from")
+    fitted = fit_kinds(samples, forms)
+    profile: dict[str, Any] = {"schema": SCHEMA, **meta, **fitted}
+    prof = Profile(str(meta.get("name", "fitted")), "", profile)
+    nets = sorted({s.net for s in samples})
+    quality: dict[str, Any] = {
+        "points": len(samples), **({"nets": nets} if len(nets) <= 20 else {"net_count": len(nets)}),
+        "in_sample": _errors([predict_layer(prof, s.layer)[0] for s in samples],
+                             [s.ms for s in samples])}
+    if holdout:
+        held = sorted({s.net for s in holdout})
+        quality["holdout_per_layer"] = {
+            "points": len(holdout),
+            **({"nets": held} if len(held) <= 20 else {"net_count": len(held)}),
+            **_errors([predict_layer(prof, s.layer)[0] for s in holdout],
+                      [s.ms for s in holdout])}
+    profile["quality"] = {**quality, **profile.get("quality", {})}
+    return profile
+
+
+# ---------------------------------------------------------------------------------------
+# Loading and predicting.
+
+
+def profile_paths() -> dict[str, Path]:
+    """Every profile by name: shipped ones, then local ones (~/.config/cnnstat/devices)."""
+    found: dict[str, Path] = {}
+    for folder in (DEVICES_DIR, LOCAL_DIR):
+        if folder.is_dir():
+            for p in sorted(folder.glob("*.json")):
+                found[p.stem] = p
+    return found
+
+
+def load_profile(spec: str, where: str = "--device") -> Profile:
+    """A shipped or local profile by name (``gtx1080``), or a path to a profile .json."""
+    path = Path(spec)
+    if not (spec.endswith(".json") or path.is_file()):
+        known = profile_paths()
+        if spec not in known:
+            raise CnnstatError(f"no device profile named '{spec}' "
+                               f"(known: {', '.join(sorted(known)) or 'none'}; "
+                               "or give a path to a profile .json)", where)
+        path = known[spec]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CnnstatError(f"cannot read device profile: {e.strerror}", str(path)) from None
+    except json.JSONDecodeError as e:
+        raise CnnstatError(f"not a JSON device profile ({e.msg}, line {e.lineno})",
+                           str(path)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("kinds"), dict):
+        raise CnnstatError("not a cnnstat device profile (no 'kinds' table)", str(path))
+    return Profile(str(data.get("name", path.stem)), str(path), data)
+
+
+def predict_layer(profile: Profile, layer: LayerResult) -> tuple[float, str | None]:
+    """(forward ms, a note when the kind had no fit and a fallback model was used, else None)."""
+    kind = layer.layer.kind
+    model = profile.kinds.get(kind)
+    if model is not None:
+        return max(_model_ms(model, layer), 0.0), None
+    if kind in ("Deconvolution",) and "Convolution" in profile.kinds:
+        ms = _model_ms(profile.kinds["Convolution"], layer)
+        return max(ms, 0.0), (f"no '{kind}' timings on {profile.name}: Convolution's model "
+                              "used (fallback, marked ~)")
+    if layer.macs and "InnerProduct" in profile.kinds:
+        ms = _model_ms(profile.kinds["InnerProduct"], layer)
+        return max(ms, 0.0), (f"no '{kind}' timings on {profile.name}: InnerProduct's model "
+                              "used (fallback, marked ~)")
+    fallback = profile.data.get("fallback")
+    if fallback:
+        ms = _model_ms(fallback, layer)
+        return max(ms, 0.0), (f"no '{kind}' timings on {profile.name}: "
+                              "estimated from bytes moved (fallback, marked ~)")
+    return 0.0, f"no '{kind}' timings on {profile.name} and no fallback: counted as 0 ms"
+
+
+def fused_into(results: Sequence[LayerResult], fusions: set[tuple[str, str]]) -> list[int | None]:
+    """For each layer, the index of the layer it is fused into (None if it runs alone).
+
+    A layer of kind B directly after a layer of kind A whose top it reads is fused when
+    (A, B) is listed; a chain (Conv → BatchNorm → ReLU) fuses into its first layer's kind.
+    """
+    owner: list[int | None] = [None] * len(results)
+    for i in range(1, len(results)):
+        prev, cur = results[i - 1].layer, results[i].layer
+        root = owner[i - 1] if owner[i - 1] is not None else i - 1
+        pairs = {(results[root].layer.kind, cur.kind), (prev.kind, cur.kind)}
+        if pairs & fusions and cur.bottoms and cur.bottoms[0] in prev.tops:
+            owner[i] = root
+    return owner
+
+
+def predict_report(report: Report, spec: str | Profile) -> Report:
+    """The report with ``time_ms`` per layer and in total on a device profile.
+
+    The total adds ``per_layer_overhead_ms`` once per layer. Fused layers cost 0 ms; fallback
+    estimates and fusions are stated in the layer's warnings.
+    """
+    profile = spec if isinstance(spec, Profile) else load_profile(spec)
+    owner = fused_into(report.layers, profile.fusions)
+    layers: list[LayerResult] = []
+    grouped: dict[str, list[str]] = {}  # report-level note → the layers it applies to
+    for r, own in zip(report.layers, owner):
+        if own is not None:
+            producer = report.layers[own].layer
+            note: str | None = f"fused into '{producer.name}' on {profile.name}: 0 ms"
+            summary = (f"{r.layer.kind} fused into the {producer.kind} before it "
+                       f"on {profile.name}: 0 ms")
+            ms = 0.0
+        elif not r.costed:
+            ms, note = 0.0, f"not costed: no time predicted on {profile.name}"
+            summary = note
+        else:
+            ms, note = predict_layer(profile, r)
+            summary = note or ""
+        if note:
+            grouped.setdefault(summary, []).append(r.layer.name)
+        layers.append(replace(r, time_ms=ms, warnings=r.warnings + ((note,) if note else ())))
+    warnings = list(report.warnings)
+    for summary, names in grouped.items():
+        some = ", ".join(f"'{n}'" for n in names[:3]) + (", …" if len(names) > 3 else "")
+        warnings.append(f"{len(names)} layer(s) ({some}): {summary}")
+    overhead = profile.overhead_ms * len(layers)
+    total = sum(r.time_ms or 0.0 for r in layers) + overhead
+    if overhead:
+        warnings.append(f"total time includes {len(layers)} × {profile.overhead_ms * 1000:.1f} µs "
+                        f"per-layer overhead of {profile.name}")
+    return replace(report, layers=tuple(layers), totals=replace(report.totals, time_ms=total),
+                   warnings=tuple(warnings), device=profile.name)

@@ -1,0 +1,319 @@
+"""The time model: NNLS, `caffe time` parsing, `cnnstat fit`, prediction, shipped profiles.
+
+Recorded inputs only: the fixtures in tests/data (CK's GTX 1080 AlexNet timings in Caffe's
+log format and as a TSV) and, where present, the public CK tables in ../shared.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+
+import numpy as np
+import pytest
+from conftest import CAFFE_CORPUS, MODELS, REPO, TIMINGS, need, read_tsv
+
+from analyzer import cli
+from analyzer.analysis import Options, analyze
+from analyzer.caffe_log import parse_caffe_time, read_caffe_time
+from analyzer.errors import CnnstatError
+from analyzer.fit import analyse_model, build_profile, ck_runs, log_runs, overhead_ms, tsv_runs
+from analyzer.load import load_net
+from analyzer.timing import (
+    Profile,
+    Sample,
+    fit_profile,
+    load_profile,
+    nnls,
+    predict_layer,
+    predict_report,
+)
+
+DATA = REPO / "tests" / "data"
+ALEXNET = str(MODELS / "alexnet.prototxt")
+LOGS = [(str(DATA / f"caffe_time_alexnet_b{b}.log"), ALEXNET, b) for b in (2, 8)]
+
+
+# ---------------------------------------------------------------------------------------
+# NNLS
+
+
+def _brute_nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Best least-squares solution over every subset of free columns with all coefs ≥ 0."""
+    best, best_err = np.zeros(a.shape[1]), float(np.sum(b ** 2))
+    for r in range(1, a.shape[1] + 1):
+        for cols in itertools.combinations(range(a.shape[1]), r):
+            x = np.zeros(a.shape[1])
+            x[list(cols)] = np.linalg.lstsq(a[:, cols], b, rcond=None)[0]
+            err = float(np.sum((a @ x - b) ** 2))
+            if (x >= 0).all() and err < best_err - 1e-12:
+                best, best_err = x, err
+    return best
+
+
+def test_nnls_matches_brute_force_on_random_problems():
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        a = rng.normal(size=(12, 4))
+        b = rng.normal(size=12)
+        np.testing.assert_allclose(nnls(a, b), _brute_nnls(a, b), atol=1e-9)
+
+
+def test_nnls_recovers_exact_nonnegative_coefficients():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 1, size=(40, 3))
+    np.testing.assert_allclose(nnls(a, a @ np.array([2.0, 0.0, 0.5])), [2.0, 0.0, 0.5],
+                               atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------
+# caffe time logs
+
+
+def test_caffe_log_reads_every_layer_and_the_forward_total():
+    t = read_caffe_time(LOGS[0][0])
+    assert list(t.forward_ms)[:3] == ["data", "conv1", "relu1"]
+    assert len(t.forward_ms) == len(t.backward_ms) == 24
+    assert t.forward_ms["conv1"] == 0.156864
+    assert t.forward_ms["prob"] == 0.012352 and t.backward_ms["conv1"] == 0.219136
+    assert t.forward_total_ms == 2.29418
+
+
+def test_caffe_log_without_layer_lines_is_a_user_error():
+    with pytest.raises(CnnstatError, match="not a 'caffe time' log"):
+        parse_caffe_time("I1125 caffe.cpp:404] *** Benchmark begins ***\n", "x.log")
+
+
+def test_log_layers_match_every_ir_layer_and_overhead_is_the_per_layer_gap():
+    runs = log_runs(LOGS)
+    for run, (log, _, batch) in zip(runs, LOGS):
+        t = read_caffe_time(log)
+        assert run.unmatched == ()
+        assert [s.layer.layer.name for s in run.samples] == list(t.forward_ms)
+        assert run.samples[1].layer.in_shapes[0] == (batch, 3, 227, 227)
+    gaps = [(r.total_ms - sum(s.ms for s in r.samples)) / 24 for r in runs]
+    assert overhead_ms(runs) == pytest.approx(statistics.median(gaps))
+    assert 0.003 < overhead_ms(runs) < 0.010  # GTX 1080: a few µs per layer
+
+
+def test_tsv_rows_report_the_layer_they_cannot_match():
+    (run,) = tsv_runs(str(DATA / "alexnet_gtx1080_b4.tsv"), {"alexnet": ALEXNET})
+    assert run.batch == 4 and run.unmatched == ("conv9",)
+    assert len(run.samples) == 24 and run.total_ms is None
+
+
+# ---------------------------------------------------------------------------------------
+# Fitting and predicting
+
+
+def _fixture_profile(**meta) -> dict:
+    runs = log_runs(LOGS) + tsv_runs(str(DATA / "alexnet_gtx1080_b4.tsv"),
+                                     {"alexnet": ALEXNET})
+    return build_profile(runs, [], {"name": "fixture", **meta})
+
+
+def test_fit_covers_every_kind_and_reproduces_the_measured_layers():
+    profile = _fixture_profile()
+    assert set(profile["kinds"]) == {"Input", "Convolution", "ReLU", "LRN", "Pooling",
+                                     "InnerProduct", "Dropout", "Softmax"}
+    assert profile["kinds"]["Convolution"]["points"] == 15  # 5 convs × 3 batches
+    assert profile["quality"]["points"] == 72
+    for model in profile["kinds"].values():
+        assert all(c >= 0 for part in model["coef"].values() for c in part.values())
+    # layers taking ≥ 1 % of the time: the fit reproduces them to within 10 % (median)
+    assert profile["quality"]["in_sample_runs"]["per_layer_ge_1pct"]["median_rel_error"] < 0.10
+    for t in profile["quality"]["in_sample_runs"]["totals"]:
+        assert abs(t["rel_error"]) < 0.05
+
+
+def test_fit_profile_interface_merges_meta_and_scores_holdout():
+    runs = log_runs(LOGS)
+    profile = fit_profile(list(runs[0].samples), {"name": "x", "hardware": "h"},
+                          holdout=list(runs[1].samples))
+    assert profile["name"] == "x" and profile["hardware"] == "h"
+    assert profile["quality"]["holdout_per_layer"]["points"] == 24
+    with pytest.raises(CnnstatError):
+        fit_profile([], {"name": "x"})
+
+
+def test_predict_report_total_is_layers_plus_overhead():
+    profile = Profile("fixture", "", _fixture_profile())
+    report = predict_report(analyse_model(ALEXNET, 8), profile)
+    layer_sum = sum(r.time_ms for r in report.layers)
+    assert report.device == "fixture"
+    assert report.totals.time_ms == pytest.approx(layer_sum + 24 * profile.overhead_ms)
+    measured = read_caffe_time(LOGS[1][0]).forward_total_ms
+    assert report.totals.time_ms == pytest.approx(measured, rel=0.05)
+
+
+def test_fusions_zero_the_consumer_and_say_so():
+    data = {**_fixture_profile(), "fusions": [["Convolution", "ReLU"]]}
+    plain = predict_report(analyse_model(ALEXNET, 2), Profile("p", "", _fixture_profile()))
+    fused = predict_report(analyse_model(ALEXNET, 2), Profile("f", "", data))
+    by_name = {r.layer.name: r for r in fused.layers}
+    for relu in ("relu1", "relu2", "relu3", "relu4", "relu5"):
+        assert by_name[relu].time_ms == 0.0
+        assert any("fused into 'conv" in w for w in by_name[relu].warnings)
+    assert by_name["relu6"].time_ms > 0  # follows an InnerProduct, not a Convolution
+    saved = sum(r.time_ms for r in plain.layers if r.layer.name in
+                {"relu1", "relu2", "relu3", "relu4", "relu5"})
+    assert fused.totals.time_ms == pytest.approx(plain.totals.time_ms - saved)
+
+
+def test_fusion_chains_through_a_fused_layer(tmp_path):
+    proto = tmp_path / "cbr.prototxt"
+    proto.write_text("""
+input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer { name: "c" type: "Convolution" bottom: "data" top: "c"
+        convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "bn" type: "BatchNorm" bottom: "c" top: "c" }
+layer { name: "r" type: "ReLU" bottom: "c" top: "c" }
+""")
+    data = {**_fixture_profile(), "fusions": [["Convolution", "BatchNorm"],
+                                              ["Convolution", "ReLU"]]}
+    report = predict_report(analyze(load_net(str(proto))), Profile("f", "", data))
+    times = {r.layer.name: r.time_ms for r in report.layers}
+    assert times["bn"] == 0.0 and times["r"] == 0.0 and times["c"] > 0
+
+
+def test_uncovered_kind_gets_a_flagged_fallback(tmp_path):
+    proto = tmp_path / "bn.prototxt"
+    proto.write_text("""
+input: "data" input_shape { dim: 2 dim: 16 dim: 32 dim: 32 }
+layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" }
+layer { name: "up" type: "Deconvolution" bottom: "bn" top: "up"
+        convolution_param { num_output: 8 kernel_size: 2 stride: 2 } }
+""")
+    profile = Profile("fixture", "", _fixture_profile())
+    report = analyze(load_net(str(proto)))
+    bn, up = report.layers[1], report.layers[2]
+    ms, note = predict_layer(profile, bn)
+    assert ms > 0 and "fallback" in note
+    ms_up, note_up = predict_layer(profile, up)
+    assert ms_up > 0 and "Convolution's model" in note_up
+    predicted = predict_report(report, profile)
+    assert any("fallback" in w for w in predicted.warnings)
+    assert predict_layer(profile, report.layers[0])[1] is None  # Input is covered
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+
+
+def test_cnnstat_fit_writes_a_profile_and_lists_unmatched_rows(tmp_path, capsys):
+    out = tmp_path / "mine.json"
+    argv = ["fit", "--name", "mine", "--tsv", str(DATA / "alexnet_gtx1080_b4.tsv"),
+            "--net", f"alexnet={ALEXNET}", "--fusion", "Convolution+ReLU", "-o", str(out)]
+    for log, model, batch in LOGS:
+        argv += ["--caffe-log", log, "--model", model, "--batch", str(batch)]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "alexnet batch 4: 1 row(s) match no layer: conv9" in err
+    profile = json.loads(out.read_text())
+    assert profile["name"] == "mine" and profile["fusions"] == [["Convolution", "ReLU"]]
+    assert profile["quality"]["points"] == 72
+    assert load_profile(str(out)).name == "mine"
+
+
+def test_cnnstat_fit_needs_a_model_per_log(capsys):
+    assert cli.main(["fit", "--caffe-log", LOGS[0][0]]) == 2
+    assert "--caffe-log LOG --model NET --batch B" in capsys.readouterr().err
+
+
+def test_device_option_fills_time_in_json(capsys):
+    assert cli.main([ALEXNET, "--device", "jetson-tx1", "--batch", "4", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["device"] == "jetson-tx1"
+    times = [layer["time_ms"] for layer in doc["layers"]]
+    assert all(t is not None and t >= 0 for t in times)
+    overhead = load_profile("jetson-tx1").overhead_ms
+    assert doc["totals"]["time_ms"] == pytest.approx(sum(times) + len(times) * overhead)
+
+
+def test_unknown_device_is_one_line_error(capsys):
+    assert cli.main([ALEXNET, "--device", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cnnstat: --device: no device profile named 'nosuch'")
+    assert "gtx1080" in err and "\n" not in err
+
+
+def test_cnnstat_devices_lists_both_shipped_profiles(capsys):
+    assert cli.main(["devices", "--format", "json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"gtx1080", "jetson-tx1"} <= set(rows)
+    assert rows["gtx1080"]["shipped"] and rows["gtx1080"]["holdout_nets"] == ["googlenet"]
+    assert cli.main(["devices", "gtx1080"]) == 0
+    assert "Convolution" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------
+# Shipped profiles against the public CK data (GoogLeNet held out)
+
+DEVICES = [("gtx1080", "gtx1080", "cudnn"), ("jetson-tx1", "jetson_tx1", "nvidia-cudnn")]
+
+
+@pytest.mark.parametrize("name", ["gtx1080", "jetson-tx1"])
+def test_shipped_profile_stores_heldout_errors_within_targets(name):
+    q = load_profile(name).data["quality"]
+    assert q["nets"] == ["alexnet", "squeezenet1.0", "squeezenet1.1"]
+    totals = q["holdout_runs"]["totals"]
+    assert [t["batch"] for t in totals] == [2, 4, 6, 8, 10, 12, 14, 16]
+    assert all(t["net"] == "googlenet" and abs(t["rel_error"]) <= 0.10 for t in totals)
+    assert q["holdout_runs"]["per_layer_ge_1pct"]["median_rel_error"] <= 0.15
+
+
+@pytest.mark.parametrize("name,file,suffix", DEVICES)
+def test_googlenet_prediction_meets_ck_totals(name, file, suffix):
+    summary = read_tsv(need(TIMINGS / f"ck_caffe_{file}_summary.tsv"))
+    proto = str(need(CAFFE_CORPUS / "bvlc_googlenet_deploy.prototxt"))
+    profile = load_profile(name)
+    stored = {t["batch"]: t for t in profile.data["quality"]["holdout_runs"]["totals"]}
+    for batch in range(2, 17, 2):
+        measured = statistics.median(
+            float(r["time_fw_ms"]) for r in summary
+            if r["experiment"] == f"bvlc-googlenet-{suffix}" and int(r["batch"]) == batch)
+        net = load_net(proto, phase="train")
+        predicted = predict_report(analyze(net, Options(batch=batch)), profile).totals.time_ms
+        assert predicted == pytest.approx(stored[batch]["predicted_ms"], rel=1e-4)
+        assert abs(predicted - measured) / measured <= 0.10, (name, batch)
+
+
+@pytest.mark.parametrize("name,file,suffix", DEVICES)
+def test_shipped_profile_is_what_fit_rebuilds_from_shared(name, file, suffix):
+    runs = ck_runs(str(need(TIMINGS / f"ck_caffe_{file}_per_layer.tsv")), suffix,
+                   str(CAFFE_CORPUS), str(TIMINGS / f"ck_caffe_{file}_summary.tsv"))
+    assert all(r.unmatched == () for r in runs)
+    assert {(r.net, r.batch) for r in runs} == {
+        (n, b) for n in ("alexnet", "googlenet", "squeezenet1.0", "squeezenet1.1")
+        for b in range(2, 17, 2)}
+    rebuilt = build_profile(runs, ["googlenet"], {"name": name})
+    shipped = load_profile(name).data
+    assert rebuilt["per_layer_overhead_ms"] == shipped["per_layer_overhead_ms"]
+    assert rebuilt["kinds"] == shipped["kinds"]
+    assert rebuilt["quality"]["holdout_runs"] == shipped["quality"]["holdout_runs"]
+    # the per-layer overhead CK's totals show: ~5.6 µs on the GTX 1080, ~52 µs on the TX1
+    assert {"gtx1080": 0.005, "jetson-tx1": 0.050}[name] < shipped["per_layer_overhead_ms"] \
+        < {"gtx1080": 0.007, "jetson-tx1": 0.055}[name]
+
+
+def test_samples_carry_their_net_for_holdout_splits():
+    run = log_runs(LOGS[:1])[0]
+    assert all(isinstance(s, Sample) and s.net == "alexnet" for s in run.samples)
+
+
+def test_zero_ms_samples_do_not_swamp_the_fit():
+    """A runtime may fold a layer away (0 ms): weighted as 1 µs, not infinitely."""
+    run = log_runs(LOGS[:1])[0]
+    zeroed = [Sample(s.layer, 0.0 if s.layer.layer.kind == "Dropout" else s.ms, s.net)
+              for s in run.samples]
+    profile = fit_profile(zeroed, {"name": "z"})
+    dropout = next(s.layer for s in zeroed if s.layer.layer.kind == "Dropout")
+    assert predict_layer(Profile("z", "", profile), dropout)[0] == pytest.approx(0.0, abs=1e-9)
+    assert profile["quality"]["in_sample"]["median_rel_error"] < 0.2
+    assert np.isfinite(profile["quality"]["in_sample"]["mean_rel_error"])
+
+
+def test_holdout_of_an_unmeasured_net_is_a_user_error():
+    with pytest.raises(CnnstatError, match="--holdout names vgg16"):
+        build_profile(log_runs(LOGS), ["vgg16"], {"name": "x"})
