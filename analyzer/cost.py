@@ -96,7 +96,7 @@ def convolution(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
     if layer.attr("bias", True):
         params.append(ParamBlob("bias", (g["c_out"],)))
     one = all(v == 1 for v in g["kernel"]) and all(v == 1 for v in g["stride"]) and not any(
-        g["pad"])
+        g["pad"] + g["pad_end"])
     workspace = 0 if one or layer.attr("depthwise") else g["c_in"] * _n(g["kernel"]) * m
     return Cost(Gemm(n, k, m, g["group"]), macs, 2 * macs, tuple(params), workspace)
 
@@ -114,7 +114,7 @@ def deconvolution(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
     if layer.attr("bias", True):
         params.append(ParamBlob("bias", (g["c_out"],)))
     one = all(v == 1 for v in g["kernel"]) and all(v == 1 for v in g["stride"]) and not any(
-        g["pad"])
+        g["pad"] + g["pad_end"])
     workspace = 0 if one else g["c_out"] * _n(g["kernel"]) * m
     return Cost(Gemm(n, k, m, g["group"]), macs, 2 * macs, tuple(params), workspace)
 
@@ -148,11 +148,48 @@ def eltwise(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
 
 
 def batch_norm(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
-    """Caffe BatchNorm: subtract mean, divide by std (2 FLOPs/element); stored statistics."""
+    """Caffe BatchNorm: subtract mean, divide by std (2 FLOPs/element); stored statistics.
+    ONNX BatchNormalization (``affine``) also scales and shifts: 4 FLOPs/element, as Caffe's
+    BatchNorm + Scale pair."""
     c = ins[0][1] if len(ins[0]) > 1 else 1
     stats = (ParamBlob("mean", (c,), False), ParamBlob("variance", (c,), False),
              ParamBlob("scale_factor", (1,), False))
-    return Cost(flops=2 * _n(outs[0]), params=stats)
+    return Cost(flops=(4 if layer.attr("affine") else 2) * _n(outs[0]), params=stats)
+
+
+def matmul(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """A batched matmul [M × K]·[K × N]: Gemm(n=N, k=K, m=M, groups = batch matrices)."""
+    a, b = [*ins, *layer.attr("const_shapes", ())][:2]
+    if layer.attr("const_first"):
+        a, b = b, a
+    if layer.attr("trans_a"):
+        a = (*a[:-2], a[-1], a[-2])
+    if layer.attr("trans_b"):
+        b = (*b[:-2], b[-1], b[-2])
+    k = a[-1]
+    m = a[-2] if len(a) > 1 else 1
+    n = b[-1] if len(b) > 1 else 1
+    batch = _n(outs[0]) // (m * n) if m * n else 0
+    macs = batch * m * n * k
+    return Cost(Gemm(n, k, m, batch), macs, 2 * macs)
+
+
+def reduce(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """One FLOP per input element (add or compare)."""
+    return Cost(flops=_n(ins[0]))
+
+
+def broadcast(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """Element-wise arithmetic with broadcasting: one FLOP per output element per extra operand
+    (a unary op such as Sqrt: one per element)."""
+    operands = len(ins) + len(layer.attr("const_shapes", ()))
+    return Cost(flops=_n(outs[0]) * max(operands - 1, 1))
+
+
+def resize(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """Nearest: a copy (0); linear: 4 FLOPs per output element, as Interp; cubic: 16."""
+    per = {"nearest": 0, "linear": 4, "cubic": 16}.get(layer.attr("mode", "nearest"), 4)
+    return Cost(flops=per * _n(outs[0]))
 
 
 def bn(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from analyzer.caffe_reader import NetState, read_caffe
 from analyzer.errors import CnnstatError
 from analyzer.ir import Net
 
@@ -16,7 +15,7 @@ def load_net(source: str, phase: str = "test", stages: tuple[str, ...] = (),
     that need them to resolve symbolic dims while reading (ONNX); the analysis applies
     them again, so a frontend may ignore them.
     """
-    if source.lower().endswith(".onnx"):
+    if source.lower().endswith(".onnx") or _looks_like_onnx(source):
         try:
             from analyzer.onnx_reader import read_onnx
         except ImportError as e:  # pragma: no cover - onnx is a hard dependency
@@ -25,4 +24,16 @@ def load_net(source: str, phase: str = "test", stages: tuple[str, ...] = (),
     if source.lower().endswith((".caffemodel", ".pb", ".pt", ".pth", ".h5")):
         raise CnnstatError("not a model definition cnnstat reads (use a .prototxt or .onnx)",
                            source)
+    from analyzer.caffe_reader import NetState, read_caffe  # lazily: ONNX runs skip caffe_pb2
+
     return read_caffe(source, NetState(phase.upper(), level, stages))
+
+
+def _looks_like_onnx(source: str) -> bool:
+    """A serialized ONNX ModelProto starts with field 1 (ir_version, a varint): byte 0x08.
+    No Caffe prototxt (text) starts with that control character."""
+    try:
+        with open(source, "rb") as fh:
+            return fh.read(1) == b"\x08"
+    except OSError:
+        return False

@@ -88,6 +88,33 @@ RULES: dict[str, Rule] = {
     "SigmoidCrossEntropyLoss": Rule(shapes.scalar, cost.free),
     "Accuracy": Rule(shapes.scalar, cost.free),
     "Silence": Rule(shapes.nothing, cost.free),
+    # ONNX-only kinds (onnx_reader.py). shapes.hinted: the reader's shapes (the op's spec on
+    # its constant inputs, else ONNX shape inference).
+    "MatMul": Rule(shapes.matmul, cost.matmul),
+    "Broadcast": Rule(shapes.broadcast, cost.broadcast),
+    "Reduce": Rule(shapes.reduce, cost.reduce),
+    "LayerNorm": Rule(shapes.same, cost.elementwise(6)),
+    "InstanceNorm": Rule(shapes.same, cost.elementwise(6)),
+    "HardSigmoid": Rule(shapes.same, cost.elementwise(2)),
+    "HardSwish": Rule(shapes.same, cost.elementwise(3)),
+    "Selu": Rule(shapes.same, cost.elementwise(2)),
+    "Softplus": Rule(shapes.same, cost.elementwise(2)),
+    "Erf": Rule(shapes.same, _ACT),
+    "Gelu": Rule(shapes.same, cost.elementwise(4)),
+    "LogSoftmax": Rule(shapes.same, cost.elementwise(4)),
+    "Identity": Rule(shapes.same, cost.free),
+    "Cast": Rule(shapes.same, cost.free),
+    "Resize": Rule(shapes.hinted, cost.resize),
+    "StridedSlice": Rule(shapes.hinted, cost.free),
+    "Pad": Rule(shapes.hinted, cost.free),
+    "Gather": Rule(shapes.hinted, cost.free),
+    "Squeeze": Rule(shapes.hinted, cost.free),
+    "Unsqueeze": Rule(shapes.hinted, cost.free),
+    "Expand": Rule(shapes.hinted, cost.free),
+    "ShapedReshape": Rule(shapes.hinted, cost.free),
+    "ShapedConcat": Rule(shapes.hinted, cost.free),
+    "ShapedSplit": Rule(shapes.hinted, cost.free),
+    "ShapedTile": Rule(shapes.hinted, cost.free),
 }
 
 UNKNOWN = Rule(shapes.assumed_same, cost.free)

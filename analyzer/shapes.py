@@ -60,13 +60,46 @@ def conv_geometry(layer: Layer, x: Shape) -> dict[str, tuple[int, ...] | int]:
     c_out = layer.attr("num_output")
     if c_out % group:
         raise ShapeError(f"num_output {c_out} is not divisible by group {group}")
+    kernel = _per_axis(layer.attr("kernel"), n, "kernel_size")
+    stride = _per_axis(layer.attr("stride", (1,)), n, "stride")
+    dilation = _per_axis(layer.attr("dilation", (1,)), n, "dilation")
+    pad = _per_axis(layer.attr("pad", (0,)), n, "pad")
+    pad_end = _per_axis(layer.attr("pad_end", pad), n, "pad_end")
+    if layer.attr("auto_pad"):
+        extents = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        pad, pad_end = auto_pads(layer.attr("auto_pad"), spatial, extents, stride,
+                                 layer.kind == "Deconvolution",
+                                 _per_axis(layer.attr("output_padding", (0,)), n, "output_padding"))
     return {
         "axis": axis, "spatial": spatial, "c_in": c_in, "c_out": c_out, "group": group,
-        "kernel": _per_axis(layer.attr("kernel"), n, "kernel_size"),
-        "stride": _per_axis(layer.attr("stride", (1,)), n, "stride"),
-        "pad": _per_axis(layer.attr("pad", (0,)), n, "pad"),
-        "dilation": _per_axis(layer.attr("dilation", (1,)), n, "dilation"),
+        "kernel": kernel, "stride": stride, "pad": pad, "pad_end": pad_end,
+        "dilation": dilation,
     }
+
+
+def auto_pads(mode: str, spatial: Sequence[int], extents: Sequence[int], stride: Sequence[int],
+              transposed: bool = False, output_padding: Sequence[int] = ()
+              ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """ONNX ``auto_pad``: (begin pads, end pads) per spatial axis.
+
+    SAME_* makes out = ceil(in / stride) (transposed: in · stride) and puts the odd pad at the
+    end (SAME_UPPER) or the beginning (SAME_LOWER); VALID pads nothing.
+    """
+    if mode == "VALID":
+        return (0,) * len(spatial), (0,) * len(spatial)
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ShapeError(f"unknown auto_pad '{mode}'")
+    begin, end = [], []
+    for i, (size, e, s) in enumerate(zip(spatial, extents, stride)):
+        if transposed:
+            op = output_padding[i] if output_padding else 0
+            total = max(s * (size - 1) + op + e - size * s, 0)
+        else:
+            total = max((-(-size // s) - 1) * s + e - size, 0)
+        small, big = total // 2, total - total // 2
+        begin.append(small if mode == "SAME_UPPER" else big)
+        end.append(total - begin[-1])
+    return tuple(begin), tuple(end)
 
 
 def convolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
@@ -77,7 +110,7 @@ def convolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
         dims = []
         for i, size in enumerate(g["spatial"]):
             extent = g["dilation"][i] * (g["kernel"][i] - 1) + 1
-            padded = size + 2 * g["pad"][i]
+            padded = size + g["pad"][i] + g["pad_end"][i]  # ONNX pads may be asymmetric
             if extent > padded:
                 raise ShapeError(
                     f"kernel extent {extent} is larger than the padded input {padded} "
@@ -90,14 +123,17 @@ def convolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
 
 
 def deconvolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
-    """out = stride·(in − 1) + dilation·(kernel−1) + 1 − 2·pad."""
+    """out = stride·(in − 1) + dilation·(kernel−1) + 1 − pad − pad_end (+ ONNX output_padding)."""
     outs = []
     for x in ins:
         g = conv_geometry(layer, x)
+        extra = _per_axis(layer.attr("output_padding", (0,)), len(g["spatial"]),
+                          "output_padding")
         dims = []
         for i, size in enumerate(g["spatial"]):
             extent = g["dilation"][i] * (g["kernel"][i] - 1) + 1
-            d = g["stride"][i] * (size - 1) + extent - 2 * g["pad"][i]
+            d = (g["stride"][i] * (size - 1) + extent + extra[i]
+                 - g["pad"][i] - g["pad_end"][i])
             if d < 1:
                 raise ShapeError(f"output size {d} is not positive (input {list(x)})")
             dims.append(d)
@@ -106,31 +142,50 @@ def deconvolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
 
 
 def pool_geometry(layer: Layer, x: Shape) -> tuple[tuple[int, int], ...]:
-    """(kernel, stride, pad) per spatial axis of a 4-D pooling input."""
-    if len(x) != 4:
+    """(kernel, stride, pad) per spatial axis of an N×C×… pooling input (pad: the begin pad)."""
+    if len(x) < 3 or (len(x) != 4 and not layer.attr("nd")):
         raise ShapeError(f"Pooling needs a 4-D input, got {list(x)}")
+    n = len(x) - 2
     if layer.attr("global_pooling"):
-        return ((x[2], 1, 0), (x[3], 1, 0))
-    k = _per_axis(layer.attr("kernel"), 2, "kernel_size")
-    s = _per_axis(layer.attr("stride", (1,)), 2, "stride")
-    p = _per_axis(layer.attr("pad", (0,)), 2, "pad")
+        return tuple((d, 1, 0) for d in x[2:])  # type: ignore[return-value]
+    k = _per_axis(layer.attr("kernel"), n, "kernel_size")
+    s = _per_axis(layer.attr("stride", (1,)), n, "stride")
+    p = _per_axis(layer.attr("pad", (0,)), n, "pad")
+    if layer.attr("auto_pad"):
+        p = auto_pads(layer.attr("auto_pad"), x[2:], k, s)[0]
     return tuple(zip(k, s, p))  # type: ignore[return-value]
 
 
+def pool_end_pads(layer: Layer, x: Shape) -> tuple[int, ...]:
+    """End pad per spatial axis: ONNX ``pads`` may differ from the begin pads; Caffe's do not."""
+    n = len(x) - 2
+    if layer.attr("global_pooling"):
+        return (0,) * n
+    if layer.attr("auto_pad"):
+        k = _per_axis(layer.attr("kernel"), n, "kernel_size")
+        s = _per_axis(layer.attr("stride", (1,)), n, "stride")
+        return auto_pads(layer.attr("auto_pad"), x[2:], k, s)[1]
+    return _per_axis(layer.attr("pad_end", layer.attr("pad", (0,))), n, "pad_end")
+
+
 def pooling(layer: Layer, ins: list[Shape]) -> list[Shape]:
-    """Caffe rounds up (ceil) by default, then drops a last window that starts in the pad."""
+    """Caffe rounds up (ceil) by default, then drops a last window that starts in the pad.
+
+    ``ceil`` False floors (ONNX's default unless ceil_mode=1); ``pad_end`` is an ONNX end pad;
+    ``drop_outside`` drops a last window starting past the input even when pad is 0.
+    """
     x = ins[0]
     geo = pool_geometry(layer, x)
     dims = []
-    for size, (k, s, p) in zip(x[2:], geo):
-        if p >= k:
+    for size, (k, s, p), pe in zip(x[2:], geo, pool_end_pads(layer, x)):
+        if p >= k and not layer.attr("auto_pad"):
             raise ShapeError(f"pad {p} must be smaller than kernel {k}")
-        if k > size + 2 * p:
-            raise ShapeError(f"kernel {k} is larger than the padded input {size + 2 * p}")
-        span = size + 2 * p - k
+        if k > size + p + pe:
+            raise ShapeError(f"kernel {k} is larger than the padded input {size + p + pe}")
+        span = size + p + pe - k
         out = (-(-span // s) if layer.attr("ceil", True) else span // s) + 1
-        if p and (out - 1) * s >= size + p:
-            out -= 1
+        if (p or layer.attr("drop_outside")) and (out - 1) * s >= size + p:
+            out -= 1  # ONNX (as PyTorch and onnxruntime run it) drops it even without pad
         dims.append(out)
     top = (x[0], x[1], *dims)
     return [top] * len(layer.tops)  # a second top is the MAX argmax mask
@@ -226,6 +281,10 @@ def reshape(layer: Layer, ins: list[Shape]) -> list[Shape]:
 
 def flatten(layer: Layer, ins: list[Shape]) -> list[Shape]:
     x = ins[0]
+    if layer.attr("to_2d"):  # ONNX Flatten: always 2-D; axis in [-r, r]
+        a = layer.attr("axis", 1)
+        a = a + len(x) if a < 0 else a
+        return [(_count(x[:a]), _count(x[a:]))]
     a = _canon_axis(layer.attr("axis", 1), len(x))
     e = _canon_axis(layer.attr("end_axis", -1), len(x))
     return [(*x[:a], _count(x[a : e + 1]), *x[e + 1 :])]
@@ -350,6 +409,64 @@ def tile(layer: Layer, ins: list[Shape]) -> list[Shape]:
     x = ins[0]
     axis = _canon_axis(layer.attr("axis", 1), len(x))
     return [(*x[:axis], x[axis] * layer.attr("tiles", 1), *x[axis + 1 :])]
+
+
+def hinted(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """The frontend's shapes, for ops whose output depends on constant inputs (Slice starts,
+    Pad widths, Resize scales…): the ONNX reader applies the op's spec to those values, or
+    takes ONNX shape inference's result."""
+    if layer.shapes_hint is None:
+        raise ShapeError(f"the output shape of this {layer.type} is not known to the frontend; "
+                         "give it with --input-shape " + " ".join(
+                             f"{t}=d,d,..." for t in layer.tops))
+    return [tuple(s) for s in layer.shapes_hint]
+
+
+def broadcast(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """NumPy broadcasting over the bottoms and any constant operands (``const_shapes``)."""
+    return [broadcast_shapes([*ins, *layer.attr("const_shapes", ())])]
+
+
+def broadcast_shapes(shapes: Sequence[Shape]) -> Shape:
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(rank):
+        dims = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0}
+        if len(dims - {1}) > 1:
+            raise ShapeError(f"shapes {[list(s) for s in shapes]} do not broadcast")
+        out.append(max(dims - {1}, default=min(dims)))  # a 0-sized dim stays 0
+    return tuple(out)
+
+
+def matmul(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """NumPy matmul of two bottoms (or a bottom and ``const_shapes``): batch dims broadcast."""
+    a, b = [*ins, *layer.attr("const_shapes", ())][:2]
+    if layer.attr("const_first"):
+        a, b = b, a
+    if layer.attr("trans_a"):
+        a = (*a[:-2], a[-1], a[-2])
+    if layer.attr("trans_b"):
+        b = (*b[:-2], b[-1], b[-2])
+    a2 = (1, *a) if len(a) == 1 else a
+    b2 = (*b, 1) if len(b) == 1 else b
+    if a2[-1] != b2[-2]:
+        raise ShapeError(f"matmul of {list(a)} and {list(b)}: inner dims differ")
+    batch = broadcast_shapes([a2[:-2], b2[:-2]])
+    out = (*batch, a2[-2], b2[-1])
+    if len(a) == 1:
+        out = (*out[:-2], out[-1])
+    if len(b) == 1:
+        out = out[:-1]
+    return [out]
+
+
+def reduce(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """ONNX ReduceMean/Sum/Max: ``axes`` (none: all), ``keepdims`` (default 1)."""
+    x = ins[0]
+    axes = {_canon_axis(a, len(x)) for a in layer.attr("axes") or range(len(x))}
+    if layer.attr("keepdims", 1):
+        return [tuple(1 if i in axes else d for i, d in enumerate(x))]
+    return [tuple(d for i, d in enumerate(x) if i not in axes)]
 
 
 def assumed_same(layer: Layer, ins: list[Shape]) -> list[Shape]:
