@@ -14,9 +14,11 @@ from pathlib import Path
 from analyzer import __version__
 from analyzer.analysis import Options, Report, analyze
 from analyzer.errors import CnnstatError
-from analyzer.load import load_net
 from analyzer.memory import DTYPE_BYTES
 from analyzer.render import SORT_KEYS, select, to_csv, to_json, to_markdown, to_table
+from analyzer.sources import load_source
+
+MAX_MESSAGE = 1000  # characters of an error line (a file may hold a 10 MB layer name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,13 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cnnstat", description=(
         "Per-layer cost of a CNN (Caffe .prototxt or ONNX): shapes, GEMM sizes n/k/m, "
         "MACs, params and memory."))
-    p.add_argument("model", help="a .prototxt or .onnx file")
+    p.add_argument("model", help="a .prototxt or .onnx file, or REV:path for the file at a "
+                   "git revision (e.g. HEAD~1:models/net.prototxt)")
     add_model_options(p)
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.add_argument("--sort", choices=sorted(SORT_KEYS), default="order",
                    help="order of the layer rows (default: execution order)")
     p.add_argument("--top", type=int, metavar="N", help="show only the first N rows")
+    p.add_argument("--textconv", action="store_true",
+                   help="a stable line-per-layer summary for git diff (diff.<x>.textconv)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"cnnstat {__version__}")
     return p
@@ -77,8 +82,8 @@ def options_from(args: argparse.Namespace) -> Options:
 def analyze_path(source: str, args: argparse.Namespace) -> Report:
     """Load and analyse one model as the options say; with --device, predict time too."""
     opts = options_from(args)
-    net = load_net(source, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                   batch=opts.batch, shapes=dict(opts.shapes))
+    net = load_source(source, phase=args.phase, stages=tuple(args.stage), level=args.level,
+                      batch=opts.batch, shapes=dict(opts.shapes))
     report = analyze(net, opts)
     if getattr(args, "device", None):
         from analyzer.timing import predict_report
@@ -101,6 +106,14 @@ def run_analyze(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.top is not None and args.top <= 0:
         raise CnnstatError(f"--top must be positive, got {args.top}")
+    if args.output and Path(args.output).exists() and Path(args.model).exists() \
+            and Path(args.output).samefile(args.model):
+        raise CnnstatError("-o names the model file itself; cnnstat never overwrites a model",
+                           args.output)
+    if args.textconv:
+        from analyzer.diff import run_textconv
+
+        return run_textconv(args)
     report = analyze_path(args.model, args)
     rows = select(report, args.sort, args.top)
     if args.format == "json":
@@ -157,10 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CnnstatError as e:
         if debug:
             raise
-        print(f"cnnstat: {e}", file=sys.stderr)
+        said = str(e) if len(str(e)) <= MAX_MESSAGE else str(e)[:MAX_MESSAGE] + "… (cut)"
+        print(f"cnnstat: {said}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnstat: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug in cnnstat, not the user's fault: still one line
+        if debug:
+            raise
+        print(f"cnnstat: internal error: {type(e).__name__}: {str(e)[:MAX_MESSAGE]} (run again "
+              "with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 3
