@@ -122,7 +122,7 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
     for name in opts.shapes:
         if name not in known:
             raise CnnstatError(f"--input-shape names '{name}', which is no blob of this net "
-                               f"(inputs: {', '.join(_net_inputs(net)) or 'none'})")
+                               f"(inputs: {', '.join(_net_inputs(net)) or 'none'})", net.path)
     blobs: dict[str, Shape] = {}
     inputs: dict[str, Shape] = {}
     results: list[LayerResult] = []
@@ -159,9 +159,11 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
                     outs = rule.shape(layer, ins)
                 cost = rule.cost(layer, ins, outs)
             except ShapeError as e:
-                raise CnnstatError(f"{e} (input shapes: {[list(s) for s in ins]})",
-                                   _where(net, layer)) from None
-            except (KeyError, IndexError, TypeError, ZeroDivisionError) as e:
+                said = str(e)
+                if "(input " not in said:  # the rule did not name the input itself
+                    said += f" (input shapes: {[list(s) for s in ins]})"
+                raise CnnstatError(said, _where(net, layer)) from None
+            except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
                 raise CnnstatError(
                     f"cannot shape {layer.type} layer with inputs {[list(s) for s in ins]} "
                     f"({type(e).__name__}: {e})", _where(net, layer)) from None
@@ -171,6 +173,13 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
             if len(outs) != len(layer.tops):
                 raise CnnstatError(f"{layer.type} gives {len(outs)} outputs but the layer "
                                    f"names {len(layer.tops)} tops", _where(net, layer))
+            for t, s in zip(layer.tops, outs):
+                if any(d < 0 for d in s):
+                    raise CnnstatError(
+                        f"output '{t}' would have a negative dim {list(s)} (input shapes: "
+                        f"{[list(x) for x in ins]})", _where(net, layer))
+                if 0 in s:
+                    notes.append(f"output '{t}' {list(s)} has a zero dim: the layer does no work")
         for t, s in zip(layer.tops, outs):
             blobs[t] = s
         blob_list = layer_blobs(layer, cost)

@@ -26,23 +26,42 @@ from analyzer.ir import Layer, Net, frozen
 # --------------------------------------------------------------------------- parsing
 
 
+MAX_UNKNOWN_DEPTH = 64  # unknown messages nested deeper than this are refused, not recursed
+
+
 class _TolerantParser(text_format._Parser):  # noqa: SLF001 - protobuf's parser, extended
-    """text_format's parser that records unknown fields (skipped) and layer start lines."""
+    """text_format's parser that records unknown fields (skipped) and layer start lines.
+
+    Only the outermost of nested unknown fields is recorded; nesting deeper than
+    :data:`MAX_UNKNOWN_DEPTH` is a parse error (protobuf would recurse until Python's
+    stack runs out). ``tokenizer`` is kept to locate any other RecursionError.
+    """
 
     def __init__(self) -> None:
         super().__init__(allow_unknown_field=True)
         self.unknown: list[tuple[int, int, str, str]] = []
         self.layer_lines: list[int] = []
+        self.tokenizer: Any = None
+        self._skipping = 0
 
     def _MergeField(self, tokenizer, message):  # noqa: N802 - overrides protobuf
+        self.tokenizer = tokenizer
         if message.DESCRIPTOR.name == "NetParameter" and tokenizer.token in ("layer", "layers"):
             self.layer_lines.append(tokenizer._line + 1)  # noqa: SLF001
         return super()._MergeField(tokenizer, message)
 
     def _SkipFieldContents(self, tokenizer, field_name, immediate_message_type):  # noqa: N802
-        line, col = tokenizer._previous_line + 1, tokenizer._previous_column + 1  # noqa: SLF001
-        self.unknown.append((line, col, immediate_message_type, field_name))
-        return super()._SkipFieldContents(tokenizer, field_name, immediate_message_type)
+        if self._skipping == 0:
+            line, col = tokenizer._previous_line + 1, tokenizer._previous_column + 1  # noqa: SLF001
+            self.unknown.append((line, col, immediate_message_type, field_name))
+        elif self._skipping >= MAX_UNKNOWN_DEPTH:
+            raise tokenizer.ParseErrorPreviousToken(
+                f"unknown field '{field_name}' is nested more than {MAX_UNKNOWN_DEPTH} deep")
+        self._skipping += 1
+        try:
+            return super()._SkipFieldContents(tokenizer, field_name, immediate_message_type)
+        finally:
+            self._skipping -= 1
 
 
 @dataclass(frozen=True)
@@ -53,40 +72,65 @@ class _Raw:
     line: int | None
 
 
+MAX_PROTOTXT_BYTES = 256 * 2**20  # the largest published prototxts are well under 1 MiB
+# Bytes no text prototxt holds (C0 controls other than tab, newline, VT, FF, CR).
+_BINARY_BYTES = bytes([*range(0, 9), *range(14, 32)])
+
+
 def _read_text(path: str) -> str:
+    """The file's text. The first 4 KiB are checked for binary before reading on, so
+    ``/dev/zero`` or a multi-GB weights file fails at once."""
     p = Path(path)
     if not p.exists():
         raise CnnstatError("no such file", path)
     if p.is_dir():
         raise CnnstatError("is a directory, not a model file", path)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as fh:
+            data = fh.read(4096)
+            if data.translate(None, _BINARY_BYTES) != data:
+                raise CnnstatError(
+                    "binary file, not a text prototxt (a .caffemodel holds weights, not the "
+                    "net; an ONNX model needs the .onnx extension)", path)
+            data += fh.read(MAX_PROTOTXT_BYTES + 1 - len(data))
     except OSError as e:
         raise CnnstatError(f"cannot read: {e.strerror}", path) from None
-    if b"\x00" in data[:4096]:
-        raise CnnstatError(
-            "binary file, not a text prototxt (a .caffemodel holds weights, not the net)", path
-        )
+    if len(data) > MAX_PROTOTXT_BYTES:
+        raise CnnstatError(f"larger than {MAX_PROTOTXT_BYTES // 2**20} MiB; not a prototxt", path)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # an editor's byte-order mark
     except UnicodeDecodeError as e:
-        raise CnnstatError(f"not UTF-8 text (byte {e.start})", path) from None
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise CnnstatError(f"not UTF-8 text (byte 0x{data[e.start]:02x})",
+                           f"{path}:{line}:{col}") from None
 
 
 def parse_prototxt(path: str) -> tuple[Any, list[int], list[str]]:
     """Parse a prototxt into a NetParameter; return it, layer start lines and warnings."""
     text = _read_text(path)
+    lines = text.split("\n")
     parser = _TolerantParser()
     net = pb.NetParameter()
     try:
-        parser.MergeLines(text.split("\n"), net)
+        parser.MergeLines(lines, net)
     except text_format.ParseError as e:
         line, col = e.GetLine(), e.GetColumn()
         msg = str(e)
         if line is not None and msg.startswith(f"{line}:{col} : "):
             msg = msg[len(f"{line}:{col} : ") :]
+        if line is not None and 1 <= line <= len(lines):  # protobuf quotes the whole line
+            msg = msg.removeprefix(f"'{lines[line - 1]}': ")
+        if msg == 'Expected "}".' and parser.tokenizer is not None and parser.tokenizer.AtEnd():
+            msg = 'the file ends inside a { } block (a "}" is missing)'
+        if len(msg) > 200:  # protobuf quotes a whole token, however long
+            msg = msg[:200] + "… (cut)"
         where = f"{path}:{line}:{col}" if line is not None else path
         raise CnnstatError(f"malformed prototxt: {msg}", where) from None
+    except RecursionError:
+        tok = parser.tokenizer
+        where = f"{path}:{tok._line + 1}:{tok._column + 1}" if tok else path  # noqa: SLF001
+        raise CnnstatError("malformed prototxt: messages nested too deeply", where) from None
     warnings = [
         f"{path}:{line}:{col}: field '{name}' is not in cnnstat's caffe.proto ({msg_type}); skipped"
         for line, col, msg_type, name in parser.unknown
@@ -194,6 +238,8 @@ def _upgrade_v0(outer: Any) -> Any:
                 p.group = v0.group
             if has("stride"):
                 p.stride.append(v0.stride)
+    elif t == "padding" and has("pad"):  # carried to the next layer by _fold_v0_padding
+        lp.convolution_param.pad.append(v0.pad)
     elif t == "pool":
         p = lp.pooling_param
         if has("pad"):
@@ -227,18 +273,25 @@ def _upgrade_v0(outer: Any) -> Any:
     return lp
 
 
-def _fold_v0_padding(raws: list[_Raw]) -> list[_Raw]:
-    """Remove V0 ``padding`` layers, moving their pad into the conv/pool that reads them."""
+def _fold_v0_padding(raws: list[_Raw], path: str) -> list[_Raw]:
+    """Remove V0 ``padding`` layers, moving their pad into the conv/pool that reads them
+    (Caffe's UpgradeV0PaddingLayers, which also refuses any other reader)."""
     pads: dict[str, tuple[str, int]] = {}
     out = []
     for r in raws:
         lp = r.lp
+        where = f"{path}:{r.line}: layer '{lp.name}'" if r.line else f"{path}: layer '{lp.name}'"
         if lp.type == "padding":
+            if len(lp.bottom) != 1 or len(lp.top) != 1:
+                raise CnnstatError("a V0 padding layer needs one bottom and one top", where)
             pads[lp.top[0]] = (lp.bottom[0], r.lp.convolution_param.pad[0] if
                                r.lp.convolution_param.pad else 0)
             continue
         for i, b in enumerate(lp.bottom):
             if b in pads:
+                if lp.type not in ("Convolution", "Pooling"):
+                    raise CnnstatError(f"reads the V0 padding output '{b}'; only a conv or "
+                                       "pool layer may", where)
                 src, pad = pads[b]
                 lp.bottom[i] = src
                 if lp.type == "Convolution":
@@ -314,7 +367,7 @@ def _included(lp: Any, state: NetState) -> bool:
 # --------------------------------------------------------------------------- splits
 
 
-def insert_splits(layers: list[Layer]) -> list[Layer]:
+def insert_splits(layers: list[Layer], path: str = "") -> list[Layer]:
     """Insert Split layers where one top feeds several bottoms, named as Caffe names them.
 
     Follows Caffe's ``InsertSplits``: a consumer reads the latest producer of a blob name;
@@ -330,7 +383,7 @@ def insert_splits(layers: list[Layer]) -> list[Layer]:
             if b not in last:
                 raise CnnstatError(
                     f"bottom '{b}' is not produced by any earlier layer (or network input)",
-                    _layer_where(layer),
+                    _layer_where(layer, path),
                 )
             source[(i, j)] = last[b]
             count[last[b]] = count.get(last[b], 0) + 1
@@ -365,8 +418,10 @@ def insert_splits(layers: list[Layer]) -> list[Layer]:
     return out
 
 
-def _layer_where(layer: Layer) -> str:
-    return f"line {layer.line}: layer '{layer.name}'" if layer.line else f"layer '{layer.name}'"
+def _layer_where(layer: Layer, path: str = "") -> str:
+    """``path:line: layer 'name'`` (the form every layer message uses)."""
+    at = f"{path}:{layer.line}" if layer.line else path
+    return f"{at}: layer '{layer.name}'" if at else f"layer '{layer.name}'"
 
 
 # --------------------------------------------------------------------------- translation
@@ -387,6 +442,12 @@ def _opt(msg: Any, name: str) -> Any:
     return getattr(msg, name) if msg.HasField(name) else None
 
 
+def _positive(name: str, values: Any) -> None:
+    """Caffe CHECKs these are > 0 at set-up (a zero kernel or stride is no layer)."""
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{name} must be positive, got {', '.join(map(str, values))}")
+
+
 def _conv(lp: Any) -> dict[str, Any]:
     p = lp.convolution_param
     kernel = _rep(p.kernel_size, _opt(p, "kernel_h"), _opt(p, "kernel_w"), None)
@@ -394,12 +455,19 @@ def _conv(lp: Any) -> dict[str, Any]:
         raise ValueError("convolution_param needs kernel_size or kernel_h/kernel_w")
     if not p.HasField("num_output"):
         raise ValueError("convolution_param needs num_output")
+    stride = _rep(p.stride, _opt(p, "stride_h"), _opt(p, "stride_w"), 1)
+    dilation = _rep(p.dilation, None, None, 1)
+    _positive("num_output", (p.num_output,))
+    _positive("kernel_size", kernel)
+    _positive("stride", stride)
+    _positive("dilation", dilation)
+    _positive("group", (p.group,))
     return {
         "num_output": p.num_output,
         "kernel": kernel,
-        "stride": _rep(p.stride, _opt(p, "stride_h"), _opt(p, "stride_w"), 1),
+        "stride": stride,
         "pad": _rep(p.pad, _opt(p, "pad_h"), _opt(p, "pad_w"), 0),
-        "dilation": _rep(p.dilation, None, None, 1),
+        "dilation": dilation,
         "group": p.group,
         "bias": p.bias_term,
         "axis": p.axis,
@@ -419,11 +487,14 @@ def _pool(lp: Any) -> dict[str, Any]:
         _opt(p, "kernel_h"), _opt(p, "kernel_w"), None)
     if not p.global_pooling and not kernel:
         raise ValueError("pooling_param needs kernel_size, kernel_h/kernel_w or global_pooling")
+    stride = _rep([p.stride] if p.HasField("stride") else [],
+                  _opt(p, "stride_h"), _opt(p, "stride_w"), 1)
+    _positive("kernel_size", kernel)
+    _positive("stride", stride)
     return {
         "method": pb.PoolingParameter.PoolMethod.Name(p.pool),
         "kernel": kernel,
-        "stride": _rep([p.stride] if p.HasField("stride") else [],
-                       _opt(p, "stride_h"), _opt(p, "stride_w"), 1),
+        "stride": stride,
         "pad": _rep([p.pad] if p.HasField("pad") else [], _opt(p, "pad_h"), _opt(p, "pad_w"), 0),
         "global_pooling": p.global_pooling,
         "ceil": ceil,
@@ -517,6 +588,7 @@ def _attrs(lp: Any) -> tuple[str, dict[str, Any]]:
         p = lp.inner_product_param
         if not p.HasField("num_output"):
             raise ValueError("inner_product_param needs num_output")
+        _positive("num_output", (p.num_output,))
         return t, {"num_output": p.num_output, "bias": p.bias_term, "axis": p.axis,
                    "transpose": p.transpose}
     if t == "LRN":
@@ -539,6 +611,8 @@ def _attrs(lp: Any) -> tuple[str, dict[str, Any]]:
         return t, {"axis": p.axis, "offset": tuple(p.offset)}
     if t == "Reshape":
         p = lp.reshape_param
+        if any(d < -1 for d in p.shape.dim):
+            raise ValueError(f"reshape_param dims must be ≥ -1, got {list(p.shape.dim)}")
         return t, {"shape": tuple(p.shape.dim), "axis": p.axis, "num_axes": p.num_axes}
     if t == "Flatten":
         p = lp.flatten_param
@@ -598,22 +672,42 @@ def _attrs(lp: Any) -> tuple[str, dict[str, Any]]:
         p = lp.reduction_param
         return t, {"axis": p.axis}
     if t == "Tile":
+        _positive("tiles", (lp.tile_param.tiles,))
         return t, {"axis": lp.tile_param.axis, "tiles": lp.tile_param.tiles}
     if t == "Python":
         return t, {"module": lp.python_param.module, "layer": lp.python_param.layer}
     return t, {}
 
 
+# How many bottoms Caffe's layers take (Min/Max/ExactNumBottomBlobs in their headers).
+BOTTOM_COUNTS: dict[str, tuple[int, int | None]] = {
+    "Convolution": (1, None), "Deconvolution": (1, None), "InnerProduct": (1, 1),
+    "Pooling": (1, 1), "LRN": (1, 1), "Concat": (1, None), "Eltwise": (2, None),
+    "Slice": (1, 1), "Crop": (2, 2), "Reshape": (1, 1), "Flatten": (1, 1),
+    "Softmax": (1, 1), "BatchNorm": (1, 1), "Scale": (1, 2), "Bias": (1, 2),
+    "ROIPooling": (2, 2), "Axpy": (3, 3), "Dropout": (1, 1), "ReLU": (1, 1),
+    "Sigmoid": (1, 1), "TanH": (1, 1), "PReLU": (1, 1), "Permute": (1, 1), "Split": (1, 1),
+}
+
+
+def _check_bottoms(kind: str, n: int) -> None:
+    lo, hi = BOTTOM_COUNTS.get(kind, (0, None))
+    if n < lo or (hi is not None and n > hi):
+        want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+        raise ValueError(f"takes {want} bottom(s), this one has {n}")
+
+
 def _translate(raw: _Raw, path: str) -> Layer:
     lp = raw.lp
+    at = f"{path}:{raw.line}" if raw.line else path
+    where = f"{at}: layer '{lp.name}'"
     if not lp.type:
-        raise CnnstatError("layer has no type", f"{path}:{raw.line}: layer '{lp.name}'"
-                           if raw.line else f"{path}: layer '{lp.name}'")
+        raise CnnstatError("layer has no type", where)
     try:
         kind, attrs = _attrs(lp)
+        _check_bottoms(kind, len(lp.bottom))
     except ValueError as e:
-        where = f"{path}:{raw.line}" if raw.line else path
-        raise CnnstatError(f"layer '{lp.name}' ({lp.type}): {e}", where) from None
+        raise CnnstatError(f"{lp.type}: {e}", where) from None
     if lp.loss_weight:
         attrs["loss_weight"] = tuple(lp.loss_weight)
     return Layer(lp.name, kind, lp.type, tuple(lp.bottom), tuple(lp.top), frozen(attrs),
@@ -631,7 +725,7 @@ def read_caffe(path: str, state: NetState = NetState()) -> Net:
         raws = [_Raw(_upgrade_v0(lr) if v0 else _upgrade_v1(lr), ln)
                 for lr, ln in zip(net.layers, lines)]
         if v0:
-            raws = _fold_v0_padding(raws)
+            raws = _fold_v0_padding(raws, path)
     else:
         fmt = "caffe-v2"
         raws = [_Raw(lp, ln) for lp, ln in zip(net.layer, lines)]
@@ -641,6 +735,9 @@ def read_caffe(path: str, state: NetState = NetState()) -> Net:
     if not raws:
         raise CnnstatError("no layers found (is this a Caffe prototxt?)", path)
     kept = [r for r in raws if _included(r.lp, state)]
+    if not kept:
+        raise CnnstatError(f"include/exclude rules leave no layer in the {state.phase} phase "
+                           "(see --phase, --stage, --level)", path)
     seen: dict[str, int] = {}
     layers = []
     for r in kept:
@@ -649,10 +746,7 @@ def read_caffe(path: str, state: NetState = NetState()) -> Net:
         seen[r.lp.name] = 1
         layers.append(_translate(r, path))
     _check_tops(layers, path)
-    try:
-        layers = insert_splits(layers)
-    except CnnstatError as e:
-        raise CnnstatError(e.message, f"{path}: {e.where}") from None
+    layers = insert_splits(layers, path)
     name = net.name or Path(path).stem
     return Net(name, str(path), fmt, tuple(layers), tuple(warnings))
 
@@ -663,8 +757,7 @@ def _check_tops(layers: list[Layer], path: str) -> None:
     for layer in layers:
         for t in layer.tops:
             if t in produced and t not in layer.bottoms:
-                where = f"{path}:{layer.line}" if layer.line else path
                 raise CnnstatError(
-                    f"layer '{layer.name}' writes top '{t}', which an earlier layer already "
-                    "produced (only in-place layers may reuse a blob name)", where)
+                    f"writes top '{t}', which an earlier layer already produced "
+                    "(only in-place layers may reuse a blob name)", _layer_where(layer, path))
             produced.add(t)
