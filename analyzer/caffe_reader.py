@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from analyzer import caffe_pb2 as pb
 from analyzer.errors import CnnstatError
 from analyzer.ir import Layer, Net, frozen
+from analyzer.registry import ONNX_ONLY_KINDS
 
 # --------------------------------------------------------------------------- parsing
 
@@ -676,6 +677,8 @@ def _attrs(lp: Any) -> tuple[str, dict[str, Any]]:
         return t, {"axis": lp.tile_param.axis, "tiles": lp.tile_param.tiles}
     if t == "Python":
         return t, {"module": lp.python_param.module, "layer": lp.python_param.layer}
+    if t in ONNX_ONLY_KINDS:  # a fork's type that happens to share an ONNX kind's name
+        return f"caffe:{t}", {}
     return t, {}
 
 

@@ -88,6 +88,11 @@ RULES: dict[str, Rule] = {
     "SigmoidCrossEntropyLoss": Rule(shapes.scalar, cost.free),
     "Accuracy": Rule(shapes.scalar, cost.free),
     "Silence": Rule(shapes.nothing, cost.free),
+}
+
+# Kinds only the ONNX frontend emits: their rules read attrs (and shape hints) that only
+# onnx_reader.py writes, so the Caffe frontend must not map a fork's type onto them.
+ONNX_RULES: dict[str, Rule] = {
     # ONNX-only kinds (onnx_reader.py). shapes.hinted: the reader's shapes (the op's spec on
     # its constant inputs, else ONNX shape inference).
     "MatMul": Rule(shapes.matmul, cost.matmul),
@@ -116,6 +121,8 @@ RULES: dict[str, Rule] = {
     "ShapedSplit": Rule(shapes.hinted, cost.free),
     "ShapedTile": Rule(shapes.hinted, cost.free),
 }
+ONNX_ONLY_KINDS = frozenset(k for k, r in ONNX_RULES.items() if r.shape is not shapes.same)
+RULES.update(ONNX_RULES)
 
 UNKNOWN = Rule(shapes.assumed_same, cost.free)
 

@@ -164,8 +164,6 @@ CASES = [
          + 'layers { layer { name: "pad1" type: "padding" pad: 2 } bottom: "data" top: "pad1" }\n'
          + 'layers { layer { name: "r" type: "relu" } bottom: "pad1" top: "r" }\n',
          ":8: layer 'r'", "reads the V0 padding output 'pad1'; only a conv or pool layer may"),
-    Case("fork type named like an ONNX-only kind", HEAD + 'layer { name: "mm" type: "MatMul" '
-         'bottom: "data" top: "mm" }\n', ":3: layer 'mm'", "MatMul"),
     Case("unterminated 10 MB string", HEAD + 'layer { name: "' + "x" * 10_000_000 + "\n",
          ":3:15", "String missing ending quote"),
 ]
@@ -454,3 +452,15 @@ def test_real_process(case: Case, tmp_path: Path) -> None:
     proc = _run([str(path)])
     assert proc.returncode == 2 and proc.stdout == ""
     _one_error_line(proc.stderr, str(path), case.where, case.fragment)
+
+
+def test_fork_type_named_like_an_onnx_only_kind_is_an_unknown_type(tmp_path, capsys) -> None:
+    """A Caffe fork's "MatMul" is not ONNX's MatMul: it is shaped as unknown and flagged."""
+    path = tmp_path / "mm.prototxt"
+    path.write_text(HEAD + 'layer { name: "mm" type: "MatMul" bottom: "data" top: "mm" }\n')
+    assert main([str(path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    mm = out["layers"][-1]
+    assert (mm["type"], mm["costed"]) == ("MatMul", False)
+    assert mm["output_shapes"] == out["layers"][0]["output_shapes"]
+    assert any("type 'MatMul' has no shape or cost rule" in w for w in out["warnings"])
