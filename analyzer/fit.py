@@ -190,19 +190,23 @@ def tsv_runs(path: str, nets: dict[str, str]) -> list[Run]:
 
 
 def run_quality(profile: Profile | dict, runs: Sequence[Run]) -> dict[str, Any]:
-    """Whole-net error per run (vs the measured total) and per-layer error over layers that
-    take ≥ 1 % of their run's measured time."""
+    """Whole-net error per run (vs the measured total), and per-layer error over layers that
+    take ≥ 1 % of their run's measured time: pooled over the runs and per run (``per_run``)."""
     prof = profile if isinstance(profile, Profile) else Profile(
         str(profile.get("name", "fitted")), "", profile)
     totals = []
+    per_run = []
     layer_errors: list[float] = []
     for run in runs:
         pred = predict_report(run.report, prof)
         by_name = {r.layer.name: r.time_ms or 0.0 for r in pred.layers}
         measured_sum = sum(s.ms for s in run.samples)
-        for s in run.samples:
-            if s.ms >= SHARE_FLOOR * measured_sum:
-                layer_errors.append(abs(by_name[s.layer.layer.name] - s.ms) / s.ms)
+        errors = [abs(by_name[s.layer.layer.name] - s.ms) / s.ms for s in run.samples
+                  if s.ms >= SHARE_FLOOR * measured_sum]
+        layer_errors += errors
+        if errors:
+            per_run.append({"net": run.net, "batch": run.batch, "points": len(errors),
+                            "median_rel_error": round(statistics.median(errors), 4)})
         if run.total_ms is not None:
             p = pred.totals.time_ms or 0.0
             totals.append({"net": run.net, "batch": run.batch,
@@ -213,7 +217,8 @@ def run_quality(profile: Profile | dict, runs: Sequence[Run]) -> dict[str, Any]:
         out["per_layer_ge_1pct"] = {
             "points": len(layer_errors),
             "median_rel_error": round(statistics.median(layer_errors), 4),
-            "mean_rel_error": round(statistics.fmean(layer_errors), 4)}
+            "mean_rel_error": round(statistics.fmean(layer_errors), 4),
+            "per_run": per_run}
     return out
 
 

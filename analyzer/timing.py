@@ -8,7 +8,11 @@ inner product's as linear in in·out. This module keeps that idea and adds what 
 - every layer kind has a per-call constant (no GPU kernel launch is free);
 - convolution time is linear in input, output and weight bytes (writes cost more) plus a
   roofline ``max(MACs · a, k · b)`` whose k term applies to 1×1 convolutions only (on the
-  GTX 1080 cuDNN's 1×1 convolutions with a small output track k, not MACs);
+  GTX 1080 cuDNN's 1×1 convolutions with a small output track k, not MACs); a second
+  candidate form gives 3×3 stride-1 convolutions (the shapes Winograd's F(m, 3) transforms
+  apply to) their own MAC rate and adds the im2col elements a GEMM convolution gathers. Which
+  form a device gets is chosen when fitting, by cross-validation over the measured nets
+  (:func:`choose_form`): the fit keeps the candidate that best predicts nets it did not see;
 - an inner product sits on a roofline: ``c + max(MACs · s_mac, bytes · s_byte)``, since at a
   small batch reading the weight matrix dominates;
 - other kinds take a launch floor or their bytes over a bandwidth, whichever is slower,
@@ -35,6 +39,7 @@ import numpy as np
 
 from analyzer.analysis import LayerResult, Report
 from analyzer.errors import CnnstatError
+from analyzer.shapes import conv_geometry
 
 DEVICES_DIR = Path(__file__).resolve().parent / "devices"
 LOCAL_DIR = Path.home() / ".config" / "cnnstat" / "devices"
@@ -79,7 +84,26 @@ def _in_bytes(r: LayerResult) -> float:
     return float(_elements(r.in_shapes) * _itemsize(r))
 
 
-# Each feature in its unit: const and floor 1, macs MACs, flops FLOPs, *bytes bytes, k elements.
+def is_winograd_shape(r: LayerResult) -> bool:
+    """A 2-D 3×3 convolution with stride 1 and dilation 1 that is not depthwise: the shape
+    Winograd's minimal filtering F(m×m, 3×3) (Lavin & Gray 2016) computes with fewer
+    multiplies, which cuDNN 5+ and CPU runtimes may pick. Eligibility, not a claim it is used."""
+    if r.layer.kind != "Convolution" or not r.in_shapes:
+        return False
+    g = conv_geometry(r.layer, r.in_shapes[0])
+    return (g["kernel"] == (3, 3) and g["stride"] == (1, 1) and g["dilation"] == (1, 1)
+            and g["c_in"] != g["group"])
+
+
+def _im2col(r: LayerResult) -> float:
+    """Elements of a convolution's unrolled input, k·m·groups per image times the batch."""
+    if r.layer.kind != "Convolution" or r.gemm is None or not r.in_shapes:
+        return 0.0
+    return float(r.gemm.k * r.gemm.m * r.gemm.groups * r.in_shapes[0][0])
+
+
+# Each feature in its unit: const and floor 1, *macs MACs, flops FLOPs, *bytes bytes, k and
+# im2col elements. winograd_macs + direct_macs = macs.
 FEATURES: dict[str, Callable[[LayerResult], float]] = {
     "const": lambda r: 1.0,
     "floor": lambda r: 1.0,  # a constant inside a roofline max(): a minimum time
@@ -91,6 +115,9 @@ FEATURES: dict[str, Callable[[LayerResult], float]] = {
     "param_bytes": lambda r: float(r.params_bytes),
     "k": _depth,
     "k_1x1": lambda r: _depth(r) if _is_1x1(r) else 0.0,
+    "winograd_macs": lambda r: float(r.macs) if is_winograd_shape(r) else 0.0,
+    "direct_macs": lambda r: 0.0 if is_winograd_shape(r) else float(r.macs),
+    "im2col": _im2col,
 }
 
 
@@ -211,12 +238,18 @@ def _model_ms(model: Mapping[str, Any], r: LayerResult) -> float:
     return ms
 
 
-# Each kind's formula (held-out evidence for each choice: benchmarks/bench_time_ck.py).
-KIND_FORMS: dict[str, Form] = {
-    # Writes cost more than reads; a 1×1 conv (cuDNN's implicit GEMM) is bound by its
-    # reduction length k when the output is small, by MACs otherwise.
-    "Convolution": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs"),
-                        ("macs", "k_1x1")),
+# A convolution's formula. Writes cost more than reads; a 1×1 conv (cuDNN's implicit GEMM) is
+# bound by its reduction length k when the output is small, by MACs otherwise.
+CONV_FORM = Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs"), ("macs", "k_1x1"))
+# The same, with 3×3 stride-1 convolutions at their own MAC rate (a Winograd or other fast
+# algorithm) and a term for the im2col elements a GEMM convolution gathers.
+CONV_WINOGRAD_FORM = Form(("const", "in_bytes", "out_bytes", "param_bytes", "im2col",
+                           "winograd_macs"), ("direct_macs", "k_1x1"))
+
+# Each kind's formula (held-out evidence for each choice: benchmarks/bench_time_ck.py). A tuple
+# lists candidates; the fit picks one per device by cross-validation over nets (choose_form).
+KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
+    "Convolution": (CONV_FORM, CONV_WINOGRAD_FORM),
     # Memory-bandwidth roofline: reading the weights dominates at a small batch.
     "InnerProduct": Form(("const",), ("macs", "bytes")),
     "Input": Form(("const",)),
@@ -226,12 +259,13 @@ KIND_FORMS: dict[str, Form] = {
 OTHER_FORM = Form(("const", "flops"), ("floor", "bytes"))
 FALLBACK_FORM = Form(("const",), ("floor", "bytes"))
 # Lu et al.'s plain form: conv a·(n·k·m·groups·batch) + b, fc a·(in·out·rows) + b.
-PAPER_FORMS: dict[str, Form] = {
+PAPER_FORMS: dict[str, Form | tuple[Form, ...]] = {
     "Convolution": Form(("const", "macs")),
     "InnerProduct": Form(("const", "macs")),
     "Input": Form(("const",)),
     "Split": Form(("const",)),
 }
+CV_MAX_FOLDS = 5  # nets are split into at most this many cross-validation folds
 
 
 def _errors(pred: Sequence[float], ms: Sequence[float]) -> dict[str, float]:
@@ -258,8 +292,45 @@ def _fit_kind(layers: list[LayerResult], ms: list[float], form: Form) -> dict[st
     return model
 
 
+def net_folds(nets: Sequence[str]) -> list[set[str]]:
+    """Cross-validation folds over nets: one net per fold, or round-robin into
+    :data:`CV_MAX_FOLDS` folds when there are more nets (sorted by name)."""
+    names = sorted(set(nets))
+    count = min(len(names), CV_MAX_FOLDS)
+    return [set(names[i::count]) for i in range(count)]
+
+
+def cross_validate(samples: Sequence[Sample], form: Form) -> float:
+    """Mean over net folds of the median relative error on a fold's layers when ``form`` is
+    fitted on the other folds (needs samples of at least two nets)."""
+    errors = []
+    for fold in net_folds([s.net for s in samples]):
+        train = [s for s in samples if s.net not in fold]
+        test = [s for s in samples if s.net in fold]
+        model = {"coef": fit_form([s.layer for s in train], [s.ms for s in train], form)}
+        rel = [abs(_model_ms(model, s.layer) - s.ms) / max(s.ms, MIN_MS) for s in test]
+        errors.append(float(np.median(rel)))
+    return float(np.mean(errors))
+
+
+def choose_form(samples: Sequence[Sample],
+                candidates: Sequence[Form]) -> tuple[Form, dict[str, Any] | None]:
+    """The candidate that best predicts held-out nets (:func:`cross_validate`; ties and
+    samples from fewer than two nets keep the first), and the scores that chose it."""
+    if len(candidates) == 1 or len({s.net for s in samples}) < 2:
+        return candidates[0], None
+    scores = [cross_validate(samples, f) for f in candidates]
+    best = int(np.argmin(scores))
+    folds = net_folds([s.net for s in samples])
+    return candidates[best], {
+        "by": "cross-validation over nets (fit on the other folds, median relative error "
+              "on each fold's layers, mean over folds)",
+        "folds": [sorted(f) for f in folds],
+        "cv_median_rel_error": {formula(f): round(e, 4) for f, e in zip(candidates, scores)}}
+
+
 def fit_kinds(samples: Sequence[Sample],
-              forms: Mapping[str, Form] = KIND_FORMS) -> dict[str, Any]:
+              forms: Mapping[str, Form | tuple[Form, ...]] = KIND_FORMS) -> dict[str, Any]:
     """One fitted model per kind the samples cover, plus a ``fallback`` for the rest
     (a floor or bytes over a bandwidth, fitted on every non-GEMM layer together)."""
     by_kind: dict[str, list[Sample]] = {}
@@ -267,8 +338,11 @@ def fit_kinds(samples: Sequence[Sample],
         by_kind.setdefault(s.layer.layer.kind, []).append(s)
     kinds: dict[str, Any] = {}
     for kind, group in sorted(by_kind.items()):
-        kinds[kind] = _fit_kind([s.layer for s in group], [s.ms for s in group],
-                                forms.get(kind, OTHER_FORM))
+        choice = forms.get(kind, OTHER_FORM)
+        form, selection = choose_form(group, choice if isinstance(choice, tuple) else (choice,))
+        kinds[kind] = _fit_kind([s.layer for s in group], [s.ms for s in group], form)
+        if selection:
+            kinds[kind]["selection"] = selection
     non_gemm = [s for s in samples if s.layer.layer.kind not in GEMM_KINDS
                 and s.layer.layer.kind not in ("Input", "Split")]
     fallback = (_fit_kind([s.layer for s in non_gemm], [s.ms for s in non_gemm],
@@ -277,13 +351,14 @@ def fit_kinds(samples: Sequence[Sample],
 
 
 def fit_profile(samples: Sequence[Sample], meta: dict, holdout: Sequence[Sample] = (),
-                forms: Mapping[str, Form] = KIND_FORMS) -> dict:
+                forms: Mapping[str, Form | tuple[Form, ...]] = KIND_FORMS) -> dict:
     """Fit every kind the samples cover; return a JSON-ready profile dict.
 
     ``meta`` (name, hardware, software, dtype, source/provenance, per_layer_overhead_ms,
     fusions, …) is merged in. Fit quality: points and in-sample error per kind, and the
     per-layer error on ``holdout`` samples (other nets) when given. ``forms`` picks each
-    kind's formula (:data:`KIND_FORMS`; :data:`PAPER_FORMS` is Lu et al.'s plain form).
+    kind's formula or candidates (:data:`KIND_FORMS`; :data:`PAPER_FORMS` is Lu et al.'s plain
+    form); a kind with candidates stores the cross-validation scores that chose its form.
     """
     if not samples:
         raise CnnstatError("no measured layers to fit a profile from")

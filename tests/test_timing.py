@@ -21,10 +21,17 @@ from analyzer.errors import CnnstatError
 from analyzer.fit import analyse_model, build_profile, ck_runs, log_runs, overhead_ms, tsv_runs
 from analyzer.load import load_net
 from analyzer.timing import (
+    CONV_FORM,
+    CONV_WINOGRAD_FORM,
+    FEATURES,
     Profile,
     Sample,
+    choose_form,
     fit_profile,
+    formula,
+    is_winograd_shape,
     load_profile,
+    net_folds,
     nnls,
     predict_layer,
     predict_report,
@@ -253,6 +260,14 @@ def test_cnnstat_devices_lists_both_shipped_profiles(capsys):
 DEVICES = [("gtx1080", "gtx1080", "cudnn"), ("jetson-tx1", "jetson_tx1", "nvidia-cudnn")]
 
 
+# Issue 5 targets for held-out GoogLeNet: forward total within ±10 % at every batch, median
+# per-layer error (layers ≥ 1 % of the time) ≤ 15 % at every batch. One known gap remains
+# (see benchmarks/bench_time_ck.py): the GTX 1080 at batch 16, where GoogLeNet's 3×3 stride-1
+# convolutions run faster and its stride-1 poolings slower than anything in the training nets.
+LAYER_TARGET = 0.15
+KNOWN_GAPS = {("gtx1080", 16): 0.17}
+
+
 @pytest.mark.parametrize("name", ["gtx1080", "jetson-tx1"])
 def test_shipped_profile_stores_heldout_errors_within_targets(name):
     q = load_profile(name).data["quality"]
@@ -260,7 +275,31 @@ def test_shipped_profile_stores_heldout_errors_within_targets(name):
     totals = q["holdout_runs"]["totals"]
     assert [t["batch"] for t in totals] == [2, 4, 6, 8, 10, 12, 14, 16]
     assert all(t["net"] == "googlenet" and abs(t["rel_error"]) <= 0.10 for t in totals)
-    assert q["holdout_runs"]["per_layer_ge_1pct"]["median_rel_error"] <= 0.15
+    assert q["holdout_runs"]["per_layer_ge_1pct"]["median_rel_error"] <= LAYER_TARGET
+    per_run = q["holdout_runs"]["per_layer_ge_1pct"]["per_run"]
+    assert [(r["net"], r["batch"]) for r in per_run] == [("googlenet", b) for b in range(2, 17, 2)]
+    for r in per_run:
+        assert r["points"] >= 20  # GoogLeNet has 20-odd layers taking ≥ 1 % at every batch
+        assert r["median_rel_error"] <= KNOWN_GAPS.get((name, r["batch"]), LAYER_TARGET), r
+    # the gap is real: were it closed, KNOWN_GAPS must go
+    for (dev, batch), bound in KNOWN_GAPS.items():
+        if dev == name:
+            median = next(r["median_rel_error"] for r in per_run if r["batch"] == batch)
+            assert LAYER_TARGET < median <= bound
+
+
+@pytest.mark.parametrize("name,conv_form", [("gtx1080", CONV_WINOGRAD_FORM),
+                                            ("jetson-tx1", CONV_FORM)])
+def test_shipped_conv_form_is_the_cross_validation_winner(name, conv_form):
+    """Each device's convolution form was picked by leave-one-net-out CV on the training nets
+    (GoogLeNet plays no part): the Winograd-shape form on the GTX 1080, the plain one on the TX1."""
+    conv = load_profile(name).data["kinds"]["Convolution"]
+    assert conv["formula"] == formula(conv_form)
+    sel = conv["selection"]
+    assert sel["folds"] == [["alexnet"], ["squeezenet1.0"], ["squeezenet1.1"]]
+    scores = sel["cv_median_rel_error"]
+    assert set(scores) == {formula(CONV_FORM), formula(CONV_WINOGRAD_FORM)}
+    assert scores[conv["formula"]] == min(scores.values())
 
 
 @pytest.mark.parametrize("name,file,suffix", DEVICES)
@@ -295,6 +334,72 @@ def test_shipped_profile_is_what_fit_rebuilds_from_shared(name, file, suffix):
     # the per-layer overhead CK's totals show: ~5.6 µs on the GTX 1080, ~52 µs on the TX1
     assert {"gtx1080": 0.005, "jetson-tx1": 0.050}[name] < shipped["per_layer_overhead_ms"] \
         < {"gtx1080": 0.007, "jetson-tx1": 0.055}[name]
+
+
+# ---------------------------------------------------------------------------------------
+# Winograd-shape feature and cross-validated form choice
+
+
+def test_winograd_shape_is_3x3_stride1_undilated_not_depthwise(tmp_path):
+    alex = {r.layer.name: r for r in analyse_model(ALEXNET, 2).layers}
+    assert [n for n in ("conv1", "conv2", "conv3", "conv4", "conv5")
+            if is_winograd_shape(alex[n])] == ["conv3", "conv4", "conv5"]  # conv4/5: group 2
+    assert not is_winograd_shape(alex["pool1"])
+    proto = tmp_path / "w.prototxt"
+    proto.write_text("""
+input: "data" input_shape { dim: 1 dim: 8 dim: 16 dim: 16 }
+layer { name: "s2" type: "Convolution" bottom: "data" top: "s2"
+        convolution_param { num_output: 8 kernel_size: 3 stride: 2 } }
+layer { name: "dil" type: "Convolution" bottom: "data" top: "dil"
+        convolution_param { num_output: 8 kernel_size: 3 dilation: 2 } }
+layer { name: "dw" type: "Convolution" bottom: "data" top: "dw"
+        convolution_param { num_output: 8 kernel_size: 3 group: 8 } }
+layer { name: "w" type: "Convolution" bottom: "data" top: "w"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
+""")
+    layers = {r.layer.name: r for r in analyze(load_net(str(proto))).layers}
+    assert {n: is_winograd_shape(r) for n, r in layers.items()
+            if r.layer.kind == "Convolution"} == {
+        "s2": False, "dil": False, "dw": False, "w": True}
+    w = layers["w"]  # 1×4×16×16 output, k = 8·9: MACs split, im2col = k·m
+    assert FEATURES["winograd_macs"](w) == w.macs == 4 * 16 * 16 * 72
+    assert FEATURES["direct_macs"](w) == 0 and FEATURES["direct_macs"](layers["s2"]) > 0
+    assert FEATURES["im2col"](w) == 72 * 16 * 16
+
+
+def test_net_folds_are_one_per_net_up_to_five():
+    assert net_folds(["b", "a", "b"]) == [{"a"}, {"b"}]
+    folds = net_folds([f"n{i}" for i in range(12)])
+    assert len(folds) == 5 and set().union(*folds) == {f"n{i}" for i in range(12)}
+    assert sorted(len(f) for f in folds) == [2, 2, 2, 3, 3]
+
+
+def _conv_samples(ms_of) -> list[Sample]:
+    """AlexNet's convolutions at batch 2, 4, 8 (one "net" per batch) timed by ``ms_of``."""
+    return [Sample(r, ms_of(r), f"alexnet-b{b}") for b in (2, 4, 8)
+            for r in analyse_model(ALEXNET, b).layers if r.layer.kind == "Convolution"]
+
+
+def test_cross_validation_picks_the_form_that_generated_the_times():
+    def winograd_ms(r):  # a device where 3×3 stride-1 MACs run 4× faster than the others
+        return (0.03 + 1e-10 * FEATURES["winograd_macs"](r) + 4e-10 * FEATURES["direct_macs"](r)
+                + 2e-9 * FEATURES["im2col"](r))
+
+    form, sel = choose_form(_conv_samples(winograd_ms), (CONV_FORM, CONV_WINOGRAD_FORM))
+    assert form == CONV_WINOGRAD_FORM
+    scores = sel["cv_median_rel_error"]
+    assert scores[formula(CONV_WINOGRAD_FORM)] < 0.01 < scores[formula(CONV_FORM)]
+    assert len(sel["folds"]) == 3
+    # times linear in MACs alone: both forms fit them, the tie keeps the first (simpler) one
+    form, _ = choose_form(_conv_samples(lambda r: 0.02 + 3e-10 * r.macs),
+                          (CONV_FORM, CONV_WINOGRAD_FORM))
+    assert form == CONV_FORM
+
+
+def test_fit_of_one_net_keeps_the_first_form_and_stores_no_selection():
+    profile = fit_profile(list(log_runs(LOGS)[0].samples), {"name": "one"})
+    conv = profile["kinds"]["Convolution"]
+    assert conv["formula"] == formula(CONV_FORM) and "selection" not in conv
 
 
 def test_samples_carry_their_net_for_holdout_splits():
