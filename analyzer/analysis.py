@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from analyzer.cost import Cost, Gemm, ParamBlob
 from analyzer.errors import CnnstatError
-from analyzer.ir import Layer, Net, Shape
+from analyzer.ir import Layer, Net, Shape, Weight
 from analyzer.memory import DTYPE_BYTES, peak_data_bytes
 from analyzer.registry import UNKNOWN, rule_for
 from analyzer.shapes import ShapeError
@@ -97,19 +97,25 @@ def _input_shapes(net: Net, layer: Layer, opts: Options) -> list[Shape]:
     return shapes
 
 
-def _params(blobs: tuple[ParamBlob, ...], itemsize: int, seen: set[str]) -> tuple[int, int, int]:
-    """(learnable elements, statistics elements, bytes); a named blob counts once per net."""
+def _params(blobs: tuple[ParamBlob, ...] | tuple[Weight, ...], itemsize: int,
+            seen: set[str]) -> tuple[int, int, int]:
+    """(learnable elements, statistics elements, bytes); a named blob counts once per net.
+
+    ``blobs`` are the file's own weights (ONNX) or the cost rule's blobs (Caffe): both have
+    a name, shape, learnable flag and itemsize (see :func:`layer_blobs`).
+    """
     learn = stats = nbytes = 0
     for b in blobs:
         if b.name is not None:
             if b.name in seen:
                 continue
             seen.add(b.name)
+        count = math.prod(b.shape)
         if b.learnable:
-            learn += b.count
+            learn += count
         else:
-            stats += b.count
-        nbytes += b.count * (b.itemsize or itemsize)
+            stats += count
+        nbytes += count * (b.itemsize or itemsize)
     return learn, stats, nbytes
 
 
@@ -182,13 +188,15 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
                     notes.append(f"output '{t}' {list(s)} has a zero dim: the layer does no work")
         for t, s in zip(layer.tops, outs):
             blobs[t] = s
-        blob_list = layer_blobs(layer, cost)
-        learn, stats, pbytes = _params(blob_list, itemsize, seen)
+        # the file's own weights where known, else the cost rule's blobs (as layer_blobs)
+        learn, stats, pbytes = _params(
+            cost.params if layer.weights is None else layer.weights, itemsize, seen)
         data = sum(math.prod(s) for s in outs) * itemsize
         results.append(LayerResult(
             layer, tuple(ins), tuple(outs), cost.gemm, cost.macs, cost.flops, learn, stats,
             pbytes, data, cost.workspace * itemsize, costed, tuple(notes)))
-        warnings.extend(f"layer '{layer.name}': {n}" for n in notes)
+        if notes:
+            warnings.extend(f"layer '{layer.name}': {n}" for n in notes)
     peak = peak_data_bytes(net.layers, [r.out_shapes for r in results], itemsize)
     totals = Totals(
         macs=sum(r.macs for r in results), flops=sum(r.flops for r in results),

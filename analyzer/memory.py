@@ -23,10 +23,13 @@ def peak_data_bytes(layers: Sequence[Layer], tops: Sequence[Sequence[Shape]],
                     itemsize: int) -> int:
     """Peak bytes of live blobs while running ``layers`` in order."""
     storage_of: dict[str, int] = {}  # blob name -> storage id (current producer)
-    size: dict[int, int] = {}
-    steps: list[tuple[list[int], list[int]]] = []  # (reads, new allocations) per layer
-    for layer, shapes in zip(layers, tops):
+    size: list[int] = []  # bytes of each storage, by id
+    allocated: list[list[int]] = []  # storage ids each layer allocates
+    last_read: dict[int, int] = {}  # storage id -> index of the last layer reading it
+    for i, (layer, shapes) in enumerate(zip(layers, tops)):
         reads = [storage_of[b] for b in layer.bottoms if b in storage_of]
+        for sid in reads:
+            last_read[sid] = i
         new = []
         for j, (t, s) in enumerate(zip(layer.tops, shapes)):
             if layer.kind == "Split" and reads:
@@ -34,21 +37,18 @@ def peak_data_bytes(layers: Sequence[Layer], tops: Sequence[Sequence[Shape]],
             elif j < len(layer.bottoms) and layer.bottoms[j] == t and t in storage_of:
                 pass  # in place: same storage
             else:
-                sid = len(size)
-                size[sid] = math.prod(s) * itemsize
-                storage_of[t] = sid
-                new.append(sid)
-        steps.append((reads, new))
-    last_read: dict[int, int] = {}
-    for i, (reads, _) in enumerate(steps):
-        for sid in reads:
-            last_read[sid] = i
+                storage_of[t] = len(size)
+                new.append(len(size))
+                size.append(math.prod(s) * itemsize)
+        allocated.append(new)
     frees: dict[int, list[int]] = {}
     for sid, i in last_read.items():
         frees.setdefault(i, []).append(sid)
     live = peak = 0
-    for i, (_, new) in enumerate(steps):
-        live += sum(size[s] for s in new)
+    for i, new in enumerate(allocated):
+        for sid in new:
+            live += size[sid]
         peak = max(peak, live)
-        live -= sum(size[s] for s in frees.get(i, ()))
+        for sid in frees.get(i, ()):
+            live -= size[sid]
     return peak

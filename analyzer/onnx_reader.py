@@ -6,6 +6,8 @@ How it reads a model:
    (see ``_load_without_weights``); onnx's own loader parses the rest (no external data is
    loaded: a path named in ``external_data`` is never opened). Memory and time follow the
    graph, not the weights; malformed files fall back to ``onnx.load`` for its verdict.
+   Each node's fields are then read once into plain Python values (``_Node``): protobuf
+   field access is the largest single cost of a read.
 2. Graph inputs are bound: ``batch`` sets the leading dim of every input, ``shapes`` (the
    user's ``--input-shape``) a whole input. Any dim still symbolic is named in one error.
 3. One pass in execution order shapes every tensor with cnnstat's own rules: the IR rule of
@@ -31,13 +33,14 @@ from __future__ import annotations
 import math
 import mmap
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import TensorProto, helper, numpy_helper, shape_inference
+from onnx import AttributeProto, TensorProto, helper, numpy_helper, shape_inference
 
 from analyzer.errors import CnnstatError
 from analyzer.ir import Layer, Net, Shape, Weight, frozen
@@ -52,6 +55,8 @@ _ITEMSIZE = {
     TensorProto.BFLOAT16: 2,
 }
 _FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+_FOLD_ALWAYS = {"Constant", "Shape", "Size"}  # nodes folded whatever their inputs are
+_LITTLE_ENDIAN = sys.byteorder == "little"
 _SMALL_CONST = 4096  # elements: constants kept for shape inference and folding
 
 # ONNX op → IR kind for ops that map one-to-one (attrs need no translation).
@@ -149,7 +154,11 @@ def _fields(buf: Any, start: int, end: int):
     pos = start
     while pos < end:
         first = pos
-        key, pos = _varint(buf, pos)
+        key = buf[pos]
+        if key < 0x80:  # one-byte key: fields 1-15, every field cnnstat walks
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos)
         wire = key & 7
         value = pos
         if wire == 0:
@@ -193,20 +202,74 @@ def _load_without_weights(path: str) -> onnx.ModelProto:
 
 def _graph_without_weights(buf: Any, start: int, end: int) -> bytes:
     parts = []
+    run = start  # start of the fields kept as they are since the last stripped one
     for num, wire, first, value, stop in _fields(buf, start, end):
         if num == _GRAPH_INITIALIZER and wire == 2 and stop - value > _STRIP_BYTES:
             kept = [bytes(buf[f:e]) for n, _, f, _, e in _fields(buf, value, stop)
                     if n not in _TENSOR_DATA]
-            parts.append(_submessage(num, b"".join(kept)))
-        else:
-            parts.append(bytes(buf[first:stop]))
+            parts += (bytes(buf[run:first]), _submessage(num, b"".join(kept)))
+            run = stop
+    parts.append(bytes(buf[run:end]))  # copies, never views: the map must close cleanly
     return b"".join(parts)
+
+
+_RAW_DTYPES = {TensorProto.INT64: np.int64, TensorProto.INT32: np.int32,
+               TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}
+
+
+def _inline_array(t: TensorProto) -> np.ndarray | None:
+    """The tensor's value if it is stored inline, else None (``numpy_helper.to_array``, with
+    a short path for the common little-endian raw tensors)."""
+    if t.data_location == TensorProto.EXTERNAL:
+        return None
+    raw = t.raw_data
+    dtype = _RAW_DTYPES.get(t.data_type)
+    if raw and dtype is not None and _LITTLE_ENDIAN and not t.HasField("segment"):
+        return np.frombuffer(raw, dtype=dtype).reshape(tuple(t.dims))
+    return numpy_helper.to_array(t) if _has_data(t) else None
 
 
 def _has_data(t: TensorProto) -> bool:
     return t.data_location == TensorProto.EXTERNAL or bool(
         t.raw_data or t.float_data or t.int32_data or t.int64_data or t.double_data
         or t.uint64_data or t.string_data) or not math.prod(t.dims)
+
+
+# Attribute types decoded straight from their AttributeProto field (the values
+# onnx.helper.get_attribute_value gives); the rare others go through onnx.helper.
+_ATTR_ONE = {AttributeProto.INT: "i", AttributeProto.FLOAT: "f", AttributeProto.STRING: "s",
+             AttributeProto.TENSOR: "t"}
+_ATTR_MANY = {AttributeProto.INTS: "ints", AttributeProto.FLOATS: "floats",
+              AttributeProto.STRINGS: "strings"}
+
+
+def _attr_value(a: AttributeProto) -> Any:
+    field = _ATTR_ONE.get(a.type)
+    if field is not None:
+        return getattr(a, field)
+    field = _ATTR_MANY.get(a.type)
+    if field is not None:
+        return list(getattr(a, field))
+    return helper.get_attribute_value(a)
+
+
+class _Node:
+    """A graph node as plain Python values, read from its NodeProto once.
+
+    Every protobuf field access builds a new Python object, and the passes below look at
+    each node's inputs and attributes many times; reading them once is most of the speed.
+    ``attrs`` holds each attribute's value as ``onnx.helper.get_attribute_value`` gives it.
+    """
+
+    __slots__ = ("op_type", "domain", "name", "input", "output", "attrs")
+
+    def __init__(self, proto: onnx.NodeProto) -> None:
+        self.op_type: str = proto.op_type
+        self.domain: str = proto.domain
+        self.name: str = proto.name
+        self.input: list[str] = proto.input[:]
+        self.output: list[str] = proto.output[:]
+        self.attrs: dict[str, Any] = {a.name: _attr_value(a) for a in proto.attribute}
 
 
 def _dims(tensor_type: Any) -> list[int | str | None] | None:
@@ -230,6 +293,10 @@ class _Reader:
         self.model, self.path, self.batch, self.user = model, path, batch, shapes
         self.graph = model.graph
         self.init = {t.name: t for t in self.graph.initializer}
+        # (name, data type, dims) of every initializer, in file order, read once
+        self.init_info = [(t.name, t.data_type, tuple(t.dims)) for t in self.graph.initializer]
+        self.init_type = {name: (dtype, dims) for name, dtype, dims in self.init_info}
+        self.arrays: dict[str, np.ndarray] = {}  # decoded initializers and Constant values
         self.consts: dict[str, TensorProto] = {}  # Constant node outputs
         self.static: set[str] = set(self.init)  # tensors known before run time
         self.shapes: dict[str, Shape] = {}
@@ -292,24 +359,29 @@ class _Reader:
 
     # ------------------------------------------------------------------ graph order
 
-    def _ordered_nodes(self) -> list[onnx.NodeProto]:
+    def _ordered_nodes(self) -> list[_Node]:
         """Nodes in a valid execution order; errors for a missing input or a cycle."""
-        nodes = list(self.graph.node)
+        nodes = [_Node(n) for n in self.graph.node]
         producer: dict[str, int] = {}
         for i, n in enumerate(nodes):
             for o in n.output:
                 if o:
                     producer[o] = i
         given = set(self.init) | {vi.name for vi in self.graph.input}
-        for n in nodes:
+        in_order = True
+        for i, n in enumerate(nodes):
             for x in n.input:
-                if x and x not in given and x not in producer:
-                    raise CnnstatError(f"node '{n.name or n.op_type}' reads '{x}', which no "
-                                       "node, initializer or graph input provides", self.path)
+                if x and x not in given:
+                    at = producer.get(x)
+                    if at is None:
+                        raise CnnstatError(f"node '{n.name or n.op_type}' reads '{x}', which "
+                                           "no node, initializer or graph input provides",
+                                           self.path)
+                    in_order = in_order and at < i
+        if in_order:  # the usual case: the file lists nodes in execution order
+            return nodes
         deps = [{producer[x] for x in n.input if x in producer and x not in given}
                 for n in nodes]
-        if all(all(d < i for d in ds) for i, ds in enumerate(deps)):
-            return nodes
         order, done, waiting = [], set(), list(range(len(nodes)))
         while waiting:
             ready = [i for i in waiting if deps[i] <= done]
@@ -327,24 +399,26 @@ class _Reader:
         """The value of an inline constant (initializer, Constant node or folded), else None."""
         if name in self.values:
             return self.values[name]
+        if name in self.arrays:
+            return self.arrays[name]
         t = self.init.get(name) or self.consts.get(name)
-        if t is None or t.data_location == TensorProto.EXTERNAL or not _has_data(t):
-            return None
-        return numpy_helper.to_array(t)
+        value = self.arrays[name] = None if t is None else _inline_array(t)
+        return value
 
     def _ints(self, name: str) -> tuple[int, ...] | None:
         v = self._value(name) if name else None
         return None if v is None else tuple(int(x) for x in v.reshape(-1))
 
-    def _weights(self, node: onnx.NodeProto, stats: tuple[int, ...] = ()) -> tuple[Weight, ...]:
+    def _weights(self, node: _Node, stats: tuple[int, ...] = ()) -> tuple[Weight, ...]:
         """Initializers the node reads, as IR weights (slots in ``stats`` are statistics)."""
         out = []
         for i, x in enumerate(node.input):
-            t = self.init.get(x)
+            t = self.init_type.get(x)
             if t is None:
                 continue
-            learnable = t.data_type in _FLOATS and i not in stats
-            out.append(Weight(x, tuple(t.dims), learnable, _ITEMSIZE.get(t.data_type, 1)))
+            dtype, dims = t
+            out.append(Weight(x, dims, dtype in _FLOATS and i not in stats,
+                              _ITEMSIZE.get(dtype, 1)))
         return tuple(out)
 
     # ------------------------------------------------------------------ translation
@@ -361,24 +435,24 @@ class _Reader:
             layers = self._translate(bound, nodes)
         self._check_known(layers)
         used = {w.name for la in layers for w in la.weights or ()}
-        for t in self.graph.initializer:
-            if t.name not in used and t.data_type in _FLOATS:
-                self.warnings.append(f"initializer '{t.name}' ({list(t.dims)}) feeds no layer "
+        for t_name, dtype, dims in self.init_info:
+            if t_name not in used and dtype in _FLOATS:
+                self.warnings.append(f"initializer '{t_name}' ({list(dims)}) feeds no layer "
                                      "(only folded constant arithmetic); not counted")
         name = self.graph.name or os.path.splitext(os.path.basename(self.path))[0]
         return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings))
 
     def _reset(self) -> None:
         self.consts, self.static = {}, set(self.init)
-        self.shapes, self.values, self.warnings = {}, {}, []
+        self.shapes, self.values, self.warnings, self.arrays = {}, {}, [], {}
 
     def _translate(self, bound: list[tuple[str, Shape]],
-                   nodes: list[onnx.NodeProto]) -> list[Layer]:
+                   nodes: list[_Node]) -> list[Layer]:
         """One pass in execution order: fold constants, make layers, shape what is unshaped."""
         for name, shape in bound:
             self.shapes[name] = shape
-        for t in self.graph.initializer:
-            self.shapes[t.name] = tuple(t.dims)
+        for t_name, _, dims in self.init_info:
+            self.shapes[t_name] = dims
         layers = [Layer(name, "Input", "Input", (), (name,),
                         frozen({"shapes": (shape,), "source": "ONNX graph input"}))
                   for name, shape in bound]
@@ -395,23 +469,27 @@ class _Reader:
             layers.append(layer)
         return layers
 
-    def _fold(self, node: onnx.NodeProto) -> bool:
+    def _fold(self, node: _Node) -> bool:
         """Mark a constant-producing node's outputs static; True if it makes no layer."""
         op = node.op_type
+        if op not in _FOLD_ALWAYS:  # the usual case, a layer: some input is an activation
+            static = self.static
+            for x in node.input:
+                if x and x not in static:
+                    return False
         ins = [x for x in node.input if x]
         if op == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    self.consts[node.output[0]] = a.t
-                elif a.name in ("value_int", "value_ints", "value_float", "value_floats"):
-                    self.consts[node.output[0]] = numpy_helper.from_array(
-                        np.asarray(helper.get_attribute_value(a)))
+            for a_name, a_value in node.attrs.items():
+                if a_name == "value":
+                    self.consts[node.output[0]] = a_value
+                elif a_name in ("value_int", "value_ints", "value_float", "value_floats"):
+                    self.consts[node.output[0]] = numpy_helper.from_array(np.asarray(a_value))
         elif op in ("Shape", "Size"):
             if ins[0] not in self.shapes:
                 return False
-        elif not all(x in self.static for x in ins):
-            return False
         self.static.update(o for o in node.output if o)
+        if op == "Constant":
+            return True  # its value is kept as its TensorProto, decoded when read
         values = [self._value(x) if x else None for x in node.input]
         out = None
         if op in ("Shape", "Size") or all(
@@ -423,22 +501,23 @@ class _Reader:
         if out is not None:
             for o, v in zip(node.output, out):
                 if o:
-                    self.values[o] = np.asarray(v)
-                    self.shapes[o] = tuple(np.shape(v))
+                    v = self.values[o] = np.asarray(v)
+                    self.shapes[o] = v.shape
         return True
 
-    def _layer(self, node: onnx.NodeProto, index: int) -> Layer:
+    def _layer(self, node: _Node, index: int) -> Layer:
         op = node.op_type
-        a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
-        a = {k: v.decode() if isinstance(v, bytes) else v for k, v in a.items()}
+        a = {k: v.decode() if isinstance(v, bytes) else v for k, v in node.attrs.items()}
         acts = tuple(x for x in node.input if x and x not in self.static)
         tops = tuple(o for o in node.output if o)
         notes: list[str] = []
         attrs: dict[str, Any] = {}
         kind = f"onnx.{op}"
-        weights = self._weights(node)
+        standard = node.domain in ("", "ai.onnx")
+        # BatchNormalization's running mean and variance (inputs 3, 4) are statistics
+        weights = self._weights(node, (3, 4) if standard and op == "BatchNormalization" else ())
         bottoms = acts
-        if node.domain not in ("", "ai.onnx"):
+        if not standard:
             kind = f"{node.domain}.{op}"
         elif op in ("Conv", "ConvTranspose"):
             kind, attrs = self._conv(node, a, notes)
@@ -449,7 +528,6 @@ class _Reader:
             kind, attrs = self._pool(op, a)
         elif op == "BatchNormalization":
             kind, attrs = "BatchNorm", {"affine": True, "eps": a.get("epsilon", 1e-5)}
-            weights = self._weights(node, stats=(3, 4))
             tops = tops[:1]
         elif op == "LRN":
             kind, attrs = "LRN", {"local_size": a["size"], "alpha": a.get("alpha", 1e-4),
@@ -511,7 +589,7 @@ class _Reader:
         return Layer(node.name or f"{op}_{index}", kind, op, tuple(bottoms), tops,
                      frozen(attrs), None, weights, tuple(notes), hint)
 
-    def _conv(self, node: onnx.NodeProto, a: dict[str, Any],
+    def _conv(self, node: _Node, a: dict[str, Any],
               notes: list[str]) -> tuple[str, dict[str, Any]]:
         w = self.shapes.get(node.input[1])
         if w is None:
@@ -540,7 +618,7 @@ class _Reader:
                 attrs.update(self._deconv_pads(node, attrs, tuple(a["output_shape"]), auto))
         return ("Deconvolution" if transposed else "Convolution"), attrs
 
-    def _deconv_pads(self, node: onnx.NodeProto, attrs: dict[str, Any], out: Shape,
+    def _deconv_pads(self, node: _Node, attrs: dict[str, Any], out: Shape,
                      auto: str) -> dict[str, Any]:
         """ConvTranspose with ``output_shape``: the pads that give it (ONNX spec)."""
         x = self.shapes.get(node.input[0])
@@ -557,7 +635,7 @@ class _Reader:
             end.append(total - begin[-1])
         return {"pad": tuple(begin), "pad_end": tuple(end), "auto_pad": None}
 
-    def _gemm(self, node: onnx.NodeProto,
+    def _gemm(self, node: _Node,
               a: dict[str, Any]) -> tuple[str, dict[str, Any], tuple[str, ...]]:
         x, w = node.input[0], node.input[1]
         ta, tb = a.get("transA", 0), a.get("transB", 0)
@@ -592,7 +670,7 @@ class _Reader:
             return f"onnx.{op}", attrs  # dilated pooling: ONNX's shape, not costed
         return "Pooling", attrs
 
-    def _fill_shapes(self, layer: Layer, node: onnx.NodeProto) -> Layer:
+    def _fill_shapes(self, layer: Layer, node: _Node) -> Layer:
         """Where ONNX inference left a gap: the IR's rule, or the op's spec on known values."""
         ins = [self.shapes.get(b) for b in layer.bottoms]
         if any(s is None for s in ins):
@@ -611,10 +689,10 @@ class _Reader:
         self.shapes.update(zip(layer.tops, outs))
         return _with_hint(layer, tuple(outs))
 
-    def _spec_shapes(self, node: onnx.NodeProto) -> list[Shape] | None:
+    def _spec_shapes(self, node: _Node) -> list[Shape] | None:
         """Output shapes of ONNX's data-movement ops from their constant inputs (ONNX spec)."""
         op = node.op_type
-        a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+        a = node.attrs
         x = self.shapes.get(node.input[0])
         arg = [self._ints(n) if n else None for n in node.input]
         if x is None:
@@ -709,7 +787,7 @@ def _inline_small(t: TensorProto) -> bool:
             and math.prod(t.dims) <= _SMALL_CONST)
 
 
-def fold_node(node: onnx.NodeProto, values: list[np.ndarray | None],
+def fold_node(node: _Node, values: list[np.ndarray | None],
               in_shape: Shape | None) -> list[np.ndarray] | None:
     """Evaluate one shape-arithmetic node on constant values (NumPy), or None if unsupported.
 
@@ -717,7 +795,7 @@ def fold_node(node: onnx.NodeProto, values: list[np.ndarray | None],
     Slice, Cast, integer arithmetic, ConstantOfShape, Range, Equal/Where and friends.
     """
     op = node.op_type
-    a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+    a = node.attrs
     v = values
     if op == "Shape":
         dims = np.array(in_shape, dtype=np.int64)
@@ -732,7 +810,14 @@ def fold_node(node: onnx.NodeProto, values: list[np.ndarray | None],
         return [np.take(v[0], v[1], axis=a.get("axis", 0))]
     if op == "Unsqueeze":
         axes = a.get("axes") or [int(i) for i in v[1]]
-        return [np.expand_dims(v[0], tuple(ax % (v[0].ndim + len(axes)) for ax in axes))]
+        rank = v[0].ndim + len(axes)
+        where = sorted(ax % rank for ax in axes)
+        if len(set(where)) != len(where):
+            raise ValueError("repeated axis")  # as np.expand_dims does
+        dims = list(v[0].shape)
+        for ax in where:
+            dims.insert(ax, 1)
+        return [v[0].reshape(dims)]
     if op == "Squeeze":
         axes = a.get("axes") or (v[1].tolist() if len(v) > 1 and v[1] is not None else None)
         return [np.squeeze(v[0], axis=tuple(axes) if axes else None)]

@@ -48,28 +48,29 @@ def same(layer: Layer, ins: list[Shape]) -> list[Shape]:
 
 def conv_geometry(layer: Layer, x: Shape) -> dict[str, tuple[int, ...] | int]:
     """Channels, group and per-axis kernel/stride/pad/dilation of a conv on input ``x``."""
-    axis = _canon_axis(layer.attr("axis", 1), len(x))
+    attr = layer.attrs.get  # layer.attr without a method call: this runs for every conv
+    axis = _canon_axis(attr("axis", 1), len(x))
     spatial = x[axis + 1 :]
     n = len(spatial)
     if n == 0:
         raise ShapeError(f"input {list(x)} has no spatial axes after channel axis {axis}")
     c_in = x[axis]
-    group = c_in if layer.attr("depthwise") else layer.attr("group", 1)
+    group = c_in if attr("depthwise") else attr("group", 1)
     if group < 1 or c_in % group:
         raise ShapeError(f"input channels {c_in} are not divisible by group {group}")
-    c_out = layer.attr("num_output")
+    c_out = attr("num_output")
     if c_out % group:
         raise ShapeError(f"num_output {c_out} is not divisible by group {group}")
-    kernel = _per_axis(layer.attr("kernel"), n, "kernel_size")
-    stride = _per_axis(layer.attr("stride", (1,)), n, "stride")
-    dilation = _per_axis(layer.attr("dilation", (1,)), n, "dilation")
-    pad = _per_axis(layer.attr("pad", (0,)), n, "pad")
-    pad_end = _per_axis(layer.attr("pad_end", pad), n, "pad_end")
-    if layer.attr("auto_pad"):
+    kernel = _per_axis(attr("kernel"), n, "kernel_size")
+    stride = _per_axis(attr("stride", (1,)), n, "stride")
+    dilation = _per_axis(attr("dilation", (1,)), n, "dilation")
+    pad = _per_axis(attr("pad", (0,)), n, "pad")
+    pad_end = _per_axis(attr("pad_end", pad), n, "pad_end")
+    if attr("auto_pad"):
         extents = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-        pad, pad_end = auto_pads(layer.attr("auto_pad"), spatial, extents, stride,
+        pad, pad_end = auto_pads(attr("auto_pad"), spatial, extents, stride,
                                  layer.kind == "Deconvolution",
-                                 _per_axis(layer.attr("output_padding", (0,)), n, "output_padding"))
+                                 _per_axis(attr("output_padding", (0,)), n, "output_padding"))
     return {
         "axis": axis, "spatial": spatial, "c_in": c_in, "c_out": c_out, "group": group,
         "kernel": kernel, "stride": stride, "pad": pad, "pad_end": pad_end,
