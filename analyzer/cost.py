@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.ir import Layer, Shape
-from analyzer.shapes import conv_geometry, pool_geometry
+from analyzer.shapes import ShapeError, conv_geometry, pool_geometry
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,9 @@ def bias(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
 
 
 def prelu(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """One learned slope per channel (axis 1), or one for all with channel_shared."""
+    if not layer.attr("channel_shared") and len(ins[0]) < 2:
+        raise ShapeError(f"PReLU needs a channel axis; input is {list(ins[0])}")
     c = 1 if layer.attr("channel_shared") else ins[0][1]
     return Cost(flops=_n(outs[0]), params=(ParamBlob("slope", (c,)),))
 

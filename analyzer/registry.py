@@ -57,7 +57,7 @@ RULES: dict[str, Rule] = {
     "Threshold": Rule(shapes.same, _ACT),
     "Clip": Rule(shapes.same, _ACT),
     "Swish": Rule(shapes.same, cost.elementwise(2)),
-    "Softmax": Rule(shapes.same, cost.elementwise(3)),
+    "Softmax": Rule(shapes.same_on_axis, cost.elementwise(3)),
     # combining
     "Eltwise": Rule(shapes.eltwise, cost.eltwise),
     "Axpy": Rule(shapes.axpy, cost.elementwise(2)),

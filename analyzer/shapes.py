@@ -356,7 +356,15 @@ def upsample(layer: Layer, ins: list[Shape]) -> list[Shape]:
     sh, sw = a.get("scale_h", a.get("scale", 2)), a.get("scale_w", a.get("scale", 2))
     h = a.get("upsample_h") or x[2] * sh - int(a.get("pad_out_h", False))
     w = a.get("upsample_w") or x[3] * sw - int(a.get("pad_out_w", False))
+    if h < 1 or w < 1:
+        raise ShapeError(f"upsampled size {h}×{w} is not positive (check scale)")
     return [(x[0], x[1], h, w)]
+
+
+def same_on_axis(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """Shape-preserving along ``axis`` (Softmax): the axis must exist in the input."""
+    _canon_axis(layer.attr("axis", 1), len(ins[0]))
+    return same(layer, ins)
 
 
 def scalar(layer: Layer, ins: list[Shape]) -> list[Shape]:

@@ -308,8 +308,8 @@ def test_byte_order_mark_and_crlf_are_read(tmp_path: Path, capsys) -> None:
 
 def test_zero_size_output_is_flagged_not_silent(tmp_path: Path, capsys) -> None:
     path = tmp_path / "net.prototxt"
-    path.write_text(HEAD + 'layer { name: "up" type: "Upsample" bottom: "data" top: "up" '
-                    "upsample_param { scale: 0 } }\n")
+    path.write_text(HEAD + 'layer { name: "up" type: "Interp" bottom: "data" top: "up" '
+                    "interp_param { height: 0 width: 0 } }\n")
     assert main([str(path), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["layers"][1]["output_shapes"] == [[1, 3, 0, 0]]
@@ -464,3 +464,18 @@ def test_fork_type_named_like_an_onnx_only_kind_is_an_unknown_type(tmp_path, cap
     assert (mm["type"], mm["costed"]) == ("MatMul", False)
     assert mm["output_shapes"] == out["layers"][0]["output_shapes"]
     assert any("type 'MatMul' has no shape or cost rule" in w for w in out["warnings"])
+
+
+@pytest.mark.parametrize("layer,fragment", [
+    ('layer { name: "sm" type: "Softmax" bottom: "data" top: "sm" softmax_param { axis: 9 } }',
+     "axis 9 is out of range"),
+    ('layer { name: "up" type: "Upsample" bottom: "data" top: "up" upsample_param { scale: 0 } }',
+     "upsampled size 0×0 is not positive"),
+])
+def test_layer_parameter_that_cannot_fit_its_input(tmp_path, capsys, layer: str,
+                                                    fragment: str) -> None:
+    path = tmp_path / "bad.prototxt"
+    path.write_text(HEAD + layer + "\n")
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path}:3: layer '" in err[0] and fragment in err[0]
