@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.ir import Layer, Shape
-from analyzer.shapes import ShapeError, conv_geometry, pool_geometry
+from analyzer.shapes import ShapeError, conv_geometry, matmul_operands, pool_geometry
 
 
 @dataclass(frozen=True)
@@ -83,40 +83,37 @@ def elementwise(per_element: int) -> CostRule:
     return rule
 
 
-def convolution(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
-    g = conv_geometry(layer, ins[0])
-    out = outs[0]
-    axis = g["axis"]
-    rows = _n(out[:axis])  # images
-    m = _n(out[axis + 1 :])
-    n = g["c_out"] // g["group"]
-    k = g["c_in"] // g["group"] * _n(g["kernel"])
-    macs = rows * g["group"] * n * k * m * len(ins)
-    params = [ParamBlob("weight", (g["c_out"], g["c_in"] // g["group"], *g["kernel"]))]
+def _conv_cost(layer: Layer, g: dict, rows: int, m: int, c_gemm: int, c_other: int,
+               ins: list[Shape]) -> Cost:
+    """Shared by conv and deconv: ``c_gemm`` channels form n, ``c_other`` channels form k.
+
+    Convolution: c_gemm = C_out, c_other = C_in; deconvolution the other way round. The
+    weight blob is [c_gemm, c_other/group, kh, kw]; im2col gathers c_other·kh·kw × m.
+    """
+    group = g["group"]
+    n, k = c_gemm // group, c_other // group * _n(g["kernel"])
+    macs = rows * group * n * k * m * len(ins)
+    params = [ParamBlob("weight", (c_gemm, c_other // group, *g["kernel"]))]
     if layer.attr("bias", True):
         params.append(ParamBlob("bias", (g["c_out"],)))
     one = all(v == 1 for v in g["kernel"]) and all(v == 1 for v in g["stride"]) and not any(
         g["pad"] + g["pad_end"])
-    workspace = 0 if one or layer.attr("depthwise") else g["c_in"] * _n(g["kernel"]) * m
-    return Cost(Gemm(n, k, m, g["group"]), macs, 2 * macs, tuple(params), workspace)
+    workspace = 0 if one or layer.attr("depthwise") else c_other * _n(g["kernel"]) * m
+    return Cost(Gemm(n, k, m, group), macs, 2 * macs, tuple(params), workspace)
+
+
+def convolution(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    g = conv_geometry(layer, ins[0])
+    axis, out = g["axis"], outs[0]
+    return _conv_cost(layer, g, _n(out[:axis]), _n(out[axis + 1 :]), g["c_out"], g["c_in"], ins)
 
 
 def deconvolution(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
-    """The transpose of a convolution from top to bottom: n = C_in/g, k = (C_out/g)·kh·kw."""
+    """The transpose of a convolution from top to bottom: n = C_in/g, k = (C_out/g)·kh·kw,
+    m = the input's spatial size."""
     g = conv_geometry(layer, ins[0])
-    axis = g["axis"]
-    rows = _n(ins[0][:axis])
-    m = _n(ins[0][axis + 1 :])
-    n = g["c_in"] // g["group"]
-    k = g["c_out"] // g["group"] * _n(g["kernel"])
-    macs = rows * g["group"] * n * k * m * len(ins)
-    params = [ParamBlob("weight", (g["c_in"], g["c_out"] // g["group"], *g["kernel"]))]
-    if layer.attr("bias", True):
-        params.append(ParamBlob("bias", (g["c_out"],)))
-    one = all(v == 1 for v in g["kernel"]) and all(v == 1 for v in g["stride"]) and not any(
-        g["pad"] + g["pad_end"])
-    workspace = 0 if one else g["c_out"] * _n(g["kernel"]) * m
-    return Cost(Gemm(n, k, m, g["group"]), macs, 2 * macs, tuple(params), workspace)
+    axis, x = g["axis"], ins[0]
+    return _conv_cost(layer, g, _n(x[:axis]), _n(x[axis + 1 :]), g["c_in"], g["c_out"], ins)
 
 
 def inner_product(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
@@ -159,13 +156,7 @@ def batch_norm(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
 
 def matmul(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
     """A batched matmul [M × K]·[K × N]: Gemm(n=N, k=K, m=M, groups = batch matrices)."""
-    a, b = [*ins, *layer.attr("const_shapes", ())][:2]
-    if layer.attr("const_first"):
-        a, b = b, a
-    if layer.attr("trans_a"):
-        a = (*a[:-2], a[-1], a[-2])
-    if layer.attr("trans_b"):
-        b = (*b[:-2], b[-1], b[-2])
+    a, b = matmul_operands(layer, ins)
     k = a[-1]
     m = a[-2] if len(a) > 1 else 1
     n = b[-1] if len(b) > 1 else 1

@@ -447,8 +447,8 @@ def broadcast_shapes(shapes: Sequence[Shape]) -> Shape:
     return tuple(out)
 
 
-def matmul(layer: Layer, ins: list[Shape]) -> list[Shape]:
-    """NumPy matmul of two bottoms (or a bottom and ``const_shapes``): batch dims broadcast."""
+def matmul_operands(layer: Layer, ins: list[Shape]) -> tuple[Shape, Shape]:
+    """The two matmul operands' shapes, in order and after any transposes."""
     a, b = [*ins, *layer.attr("const_shapes", ())][:2]
     if layer.attr("const_first"):
         a, b = b, a
@@ -456,6 +456,12 @@ def matmul(layer: Layer, ins: list[Shape]) -> list[Shape]:
         a = (*a[:-2], a[-1], a[-2])
     if layer.attr("trans_b"):
         b = (*b[:-2], b[-1], b[-2])
+    return a, b
+
+
+def matmul(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """NumPy matmul of two bottoms (or a bottom and ``const_shapes``): batch dims broadcast."""
+    a, b = matmul_operands(layer, ins)
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
     if a2[-1] != b2[-2]:
