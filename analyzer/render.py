@@ -162,6 +162,14 @@ def to_markdown(report: Report, rows: Sequence[LayerResult]) -> str:
 # --------------------------------------------------------------------------- rich table
 
 
+def _data_summary(report: Report) -> str:
+    """Both data conventions, the one that fits the source's runtime first: a runtime that
+    frees dead tensors (ONNX) needs the peak; Caffe keeps every top."""
+    caffe = f"{nbytes(report.totals.data_bytes)} (Caffe convention, every top)"
+    peak = f"{nbytes(report.totals.data_peak_bytes)} (liveness peak)"
+    return f"{peak} · {caffe}" if report.net.format == "onnx" else f"{caffe} · {peak}"
+
+
 def to_table(report: Report, rows: Sequence[LayerResult], console: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -196,8 +204,7 @@ def to_table(report: Report, rows: Sequence[LayerResult], console: Any) -> None:
         table.add_row(*cells)
     console.print(table)
     console.print(
-        f"data: {nbytes(t.data_bytes)} (Caffe convention, every top) · "
-        f"{nbytes(t.data_peak_bytes)} (liveness peak)   workspace: "
+        f"data: {_data_summary(report)}   workspace: "
         f"{nbytes(t.workspace_bytes)} (per layer, summed) · "
         f"{nbytes(t.workspace_shared_bytes)} (shared)   params: {t.params:,} learnable"
         + (f" + {t.stats:,} statistics" if t.stats else "") + f" = {nbytes(t.params_bytes)}",
