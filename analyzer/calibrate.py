@@ -1,0 +1,511 @@
+"""``cnnstat calibrate``: measure this machine with onnxruntime and write a device profile.
+
+Each grid point is a small net built directly in the IR (an ``Input`` and the layer, or
+copies of it), analysed by the normal passes (so its features are exactly what a
+prediction will see), lowered to ONNX with random weights and timed by onnxruntime with
+its DEFAULT session options (graph optimizations on, default thread count; ``--threads``
+pins the count). A layer's time is the median kernel time of its nodes in onnxruntime's
+profile (runtime layout reorders excluded) after warm-up runs, less the profiler's own cost
+per node. Convolutions and inner products run as two or more copies: onnxruntime runs a
+lone node slower than the same node inside a graph, and copies whose weights together
+outgrow the caches read them from memory, as a layer deep in a net does.
+:func:`analyzer.timing.fit_profile` fits the per-kind models.
+
+Properties of the runtime are measured too, not assumed:
+
+- **fusions**: for each (producer, consumer) pair onnxruntime might merge (Conv+BatchNorm,
+  Conv+Scale, Conv+ReLU, Conv+Clip, Conv+Eltwise/Add, InnerProduct+ReLU, …) a small net is
+  run, and the pair is listed when fewer of its layers run a node than it has;
+- **per_layer_overhead_ms**: the wall time of a run per layer, on chains of nodes that
+  cost next to nothing; the same chains give the profiler's cost per node.
+
+Times are milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analyzer.analysis import Report, analyze
+from analyzer.errors import CnnstatError
+from analyzer.ir import Layer, Net, Shape, frozen
+from analyzer.measure import REORDER_OPS, attribute, require_ort, tensor_layers, time_model
+
+# ---------------------------------------------------------------------------------------
+# The grid: one-layer (or small) nets built in the IR.
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: a small net and the layer of it that is being measured."""
+
+    label: str
+    net: Net
+
+
+def _layer(name: str, kind: str, bottoms: Sequence[str], tops: Sequence[str],
+           **attrs: Any) -> Layer:
+    return Layer(name, kind, kind, tuple(bottoms), tuple(tops), frozen(attrs))
+
+
+def _input(*shapes: Shape) -> Layer:
+    tops = tuple(f"in{i}" for i in range(len(shapes)))
+    return Layer("input", "Input", "Input", (), tops, frozen({"shapes": tuple(shapes)}))
+
+
+COPY = "copy"  # name prefix of the copies of a layer measured together
+
+
+def single(label: str, kind: str, shapes: Sequence[Shape], copies: int = 1,
+           **attrs: Any) -> Point:
+    """A net of one ``kind`` layer (named ``layer``) reading inputs of ``shapes``.
+
+    With ``copies`` > 1 the net holds that many copies (``copy0``, ``copy1``, …, each with
+    its own random weights) reading the same inputs, run one after the other: together
+    their weights outgrow the caches, so each copy reads its weights from memory as a layer
+    deep in a real net does, instead of from a cache kept warm by timing it alone.
+    """
+    inp = _input(*shapes)
+    if copies == 1:
+        layers = (inp, _layer("layer", kind, inp.tops, ("out",), **attrs))
+    else:
+        layers = (inp, *(_layer(f"{COPY}{c}", kind, inp.tops, (f"out{c}",), **attrs)
+                         for c in range(copies)))
+    return Point(label, Net(label, f"<calibrate {label}>", "calibrate", layers))
+
+
+def _conv_attrs(c_out: int, k: int, s: int, group: int) -> dict[str, Any]:
+    return {"num_output": c_out, "kernel": (k,), "stride": (s,), "pad": (k // 2,),
+            "dilation": (1,), "group": group, "bias": True, "axis": 1}
+
+
+# (spatial size, input channels) pairs as they occur along ImageNet CNNs
+_STAGES = [(224, 3), (112, 32), (112, 64), (56, 64), (56, 128), (56, 256), (28, 128),
+           (28, 256), (28, 512), (14, 256), (14, 512), (14, 1024), (7, 512), (7, 1024),
+           (7, 2048), (27, 96), (13, 256), (13, 384), (35, 192), (17, 768)]
+_MAX_CONV_MACS = 2.5e9  # keep every point well under a second
+
+
+def conv_points(n: int, rng: np.random.Generator, batch: int = 1) -> list[Point]:
+    """``n`` convolutions drawn from a grid over size × channels × kernel × stride × groups."""
+    grid = []
+    for (hw, c_in), ratio, k, s, g in itertools.product(
+            _STAGES, (0.25, 0.5, 1, 2, 4), (1, 3, 5, 7, 11), (1, 2), ("1", "dw", "g")):
+        c_out = max(8, int(c_in * ratio))
+        if g == "dw":
+            if c_in < 16 or ratio != 1 or k not in (3, 5, 7):
+                continue
+            group = c_in
+        elif g == "g":
+            group = next((d for d in (32, 8, 4, 2) if c_in % d == 0 and c_out % d == 0
+                          and c_in // d >= 4), 1)
+            if group == 1 or k not in (1, 3):
+                continue
+        else:
+            group = 1
+        if k > hw or (k >= 7 and c_in > 256) or (k == 11 and c_in > 3):
+            continue
+        if c_in == 3 and (g != "1" or k == 1):
+            continue
+        stride = 4 if (k == 11 and s == 2) else s
+        out = (hw + 2 * (k // 2) - k) // stride + 1
+        macs = batch * c_out * out * out * (c_in // group) * k * k
+        if macs > _MAX_CONV_MACS:
+            continue
+        grid.append((hw, c_in, c_out, k, stride, group))
+    picks = sorted(rng.choice(len(grid), size=min(n, len(grid)), replace=False))
+    points = []
+    for i in picks:
+        hw, c_in, c_out, k, stride, group = grid[i]
+        label = f"conv {c_in}→{c_out} {hw}² k{k} s{stride} g{group}"
+        weights = c_out * c_in // group * k * k * 4
+        out = (hw + 2 * (k // 2) - k) // stride + 1
+        macs = batch * c_out * out * out * (c_in // group) * k * k
+        # a short conv on big weights (deep 1×1 and 3×3) is bound by reading them: measure
+        # it with cold weights, as it runs in a net; any other conv: two copies (_copies)
+        copies = _copies(weights) if weights >= 2**20 and macs <= 100e6 else 2
+        points.append(single(label, "Convolution", [(batch, c_in, hw, hw)], copies=copies,
+                             **_conv_attrs(c_out, k, stride, group)))
+    return points
+
+
+def fc_points(quick: bool) -> list[Point]:
+    """Inner products over input width × output width × batch. Half the grid is classifier
+    heads whose weights outgrow the caches (fc6/fc7-like, where an FC costs most), the rest
+    smaller layers."""
+    batches = (1, 10, 32) if not quick else (1, 16)
+    grid = [*itertools.product((4096, 9216), (4096,), batches),
+            *itertools.product((2048, 4096), (1000,), batches[:2]), (1024, 1000, 1),
+            (256, 10, 1)]
+    return [single(f"fc {i}→{o} b{b}", "InnerProduct", [(b, i)], num_output=o, bias=True,
+                   axis=1, copies=_copies(i * o * 4))
+            for i, o, b in grid]
+
+
+_EVICT_BYTES = 96 * 2**20  # more weights than any CPU's last-level cache per core group
+
+
+def _copies(weight_bytes: int) -> int:
+    """How many copies of a layer make its weights leave the caches between its runs.
+
+    At least two: onnxruntime runs a graph of one node markedly slower than the same node
+    inside a graph (measured: a 64→64 3×3 conv at 56², 0.86 ms alone, 0.43 ms as one of
+    two or more), so a layer is never timed alone.
+    """
+    return max(2, min(12, -(-_EVICT_BYTES // max(weight_bytes, 1))))
+
+
+def _maps(quick: bool) -> list[Shape]:
+    """Feature-map shapes for the element-wise and pooling kinds."""
+    if quick:
+        return [(1, 64, 56, 56), (1, 256, 28, 28), (1, 512, 7, 7)]
+    return [(1, 64, 112, 112), (1, 64, 56, 56), (1, 256, 56, 56), (1, 128, 28, 28),
+            (1, 512, 28, 28), (1, 256, 14, 14), (1, 1024, 14, 14), (1, 2048, 7, 7),
+            (1, 96, 55, 55), (1, 32, 17, 17)]
+
+
+def other_points(quick: bool) -> list[Point]:
+    """Pooling, ReLU, Clip, Add, LRN, BatchNorm, Scale, Eltwise, Concat, Softmax, Flatten."""
+    pts: list[Point] = []
+    for x in _maps(quick):
+        tag = "×".join(map(str, x[1:]))
+        for method, k, s in (("MAX", 3, 2), ("MAX", 2, 2), ("AVE", 3, 1)):
+            pts.append(single(f"pool {method} k{k} s{s} {tag}", "Pooling", [x], method=method,
+                              kernel=(k,), stride=(s,), pad=(0,), ceil=True))
+        pts.append(single(f"pool global AVE {tag}", "Pooling", [x], method="AVE",
+                          global_pooling=True, kernel=(1,)))
+        pts.append(single(f"relu {tag}", "ReLU", [x]))
+        pts.append(single(f"clip {tag}", "Clip", [x]))
+        pts.append(single(f"add {tag}", "Broadcast", [x, x]))
+        pts.append(single(f"lrn {tag}", "LRN", [x], local_size=5, region="ACROSS_CHANNELS"))
+        pts.append(single(f"batchnorm {tag}", "BatchNorm", [x]))
+        pts.append(single(f"scale {tag}", "Scale", [x], axis=1, num_axes=1, bias=True))
+        pts.append(single(f"eltwise sum {tag}", "Eltwise", [x, x], operation="SUM",
+                          coeff=()))
+        pts.append(single(f"concat 2 {tag}", "Concat", [x, x], axis=1))
+        pts.append(single(f"concat 4 {tag}", "Concat", [x] * 4, axis=1))
+        pts.append(single(f"flatten {tag}", "Flatten", [x], axis=1, end_axis=-1))
+    for b, c in ((1, 1000), (8, 1000), (32, 1000), (1, 21 * 4096)):
+        pts.append(single(f"softmax {b}×{c}", "Softmax", [(b, c)], axis=1))
+    return pts
+
+
+def chain(label: str, blocks: int, x: Shape = (1, 16, 4, 4)) -> Point:
+    """``blocks`` × (ReLU, Sigmoid) on a tiny tensor: nodes that cost next to nothing, so a
+    run's wall time per layer is the runtime's own cost per layer."""
+    layers = [_input(x)]
+    prev = "in0"
+    for i in range(blocks):
+        layers.append(_layer(f"r{i}", "ReLU", [prev], [f"r{i}"]))
+        layers.append(_layer(f"s{i}", "Sigmoid", [f"r{i}"], [f"s{i}"]))
+        prev = f"s{i}"
+    return Point(label, Net(label, f"<calibrate {label}>", "calibrate", tuple(layers)))
+
+
+FUSION_CANDIDATES = (("Convolution", "ReLU"), ("Convolution", "BatchNorm"),
+                     ("Convolution", "Scale"), ("Convolution", "Eltwise"),
+                     ("Convolution", "Broadcast"), ("Convolution", "Clip"),
+                     ("Convolution", "Sigmoid"), ("InnerProduct", "ReLU"))
+
+
+def pair(producer: str, consumer: str) -> Point:
+    """A producer layer and a consumer reading its top. A two-input consumer (Eltwise,
+    Broadcast) sums two producers, as a residual block does."""
+    if producer == "InnerProduct":
+        x: Shape = (1, 1024)
+        attrs = {"num_output": 1024, "bias": True, "axis": 1}
+    else:
+        x = (1, 64, 28, 28)
+        attrs = _conv_attrs(64, 3, 1, 1)
+    layers = [_input(x), _layer("a", producer, ["in0"], ["a"], **attrs)]
+    bottoms = ["a"]
+    extra: dict[str, Any] = {}
+    if consumer == "Scale":
+        extra = {"axis": 1, "num_axes": 1, "bias": True}
+    elif consumer in ("Eltwise", "Broadcast"):
+        layers.append(_layer("c", producer, ["in0"], ["c"], **attrs))
+        bottoms = ["c", "a"]
+        extra = {"operation": "SUM", "coeff": ()} if consumer == "Eltwise" else {}
+    layers.append(_layer("b", consumer, bottoms, ["b"], **extra))
+    label = f"{producer}+{consumer}"
+    return Point(label, Net(label, f"<calibrate {label}>", "calibrate", tuple(layers)))
+
+
+# ---------------------------------------------------------------------------------------
+# Measuring.
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One measured point: its report, the wall time and ms charged to each layer."""
+
+    point: Point
+    report: Report
+    wall_ms: float
+    layer_ms: dict[str, float]
+    fused_into: dict[str, str]
+    nodes_ms: float  # all profiled nodes, reorders included
+    layer_nodes: dict[str, int]  # executed nodes charged to each layer
+    node_count: int  # executed nodes, reorders included
+
+    def corrected(self, profiler_ms: float) -> dict[str, float]:
+        """Layer times less the profiler's own cost per node (``profiler_ms`` each), kept
+        at no less than a quarter of what the profile said."""
+        return {name: max(ms - profiler_ms * self.layer_nodes.get(name, 0), 0.25 * ms)
+                for name, ms in self.layer_ms.items()}
+
+
+def measure_point(point: Point, threads: int, repeats: int) -> Measured:
+    """Lower the point's net to ONNX and time it with onnxruntime."""
+    from analyzer.export_onnx import export
+
+    report = analyze(point.net)
+    ex = export(report)
+    tensors = {t: layer for (layer, _), t in ex.top_tensor.items()}
+    tensors.update(tensor_layers(report))
+    run = time_model(ex.model.SerializeToString(), ex.inputs, threads, repeats=repeats,
+                     warmup=2, profile_runs=repeats)
+    nodes = [n for n in run.nodes if n.op not in REORDER_OPS]
+    att = attribute(report, nodes, ex.node_layer, tensors)
+    counts: dict[str, int] = {}
+    for layer in att.node_layer.values():
+        counts[layer] = counts.get(layer, 0) + 1
+    return Measured(point, report, run.wall_ms, att.layer_ms, att.fused_into,
+                    sum(n.ms for n in run.nodes), counts, len(run.nodes))
+
+
+def aliases() -> Point:
+    """Input → Dropout → Split → Eltwise: the kinds that run no node cost 0 ms, measured."""
+    x = (1, 64, 28, 28)
+    layers = (_input(x), _layer("drop", "Dropout", ["in0"], ["in0"]),
+              _layer("split", "Split", ["in0"], ["s0", "s1"]),
+              _layer("sum", "Eltwise", ["s0", "s1"], ["out"], operation="SUM", coeff=()))
+    return Point("aliases", Net("aliases", "<calibrate aliases>", "calibrate", layers))
+
+
+def samples_of(m: Measured, profiler_ms: float = 0.0) -> list[Any]:
+    """Timing samples of the measured net's layers (ms; 0 for layers that run no node).
+
+    The ``Input`` layer is sampled only where the net has no other layer that runs nothing,
+    so the thousands of identical zero-time inputs do not swamp the fit quality.
+    ``profiler_ms`` is what profiling adds to each node's time (see :func:`run_plan`).
+    """
+    from analyzer.timing import Sample
+
+    layer_ms = m.corrected(profiler_ms)
+    out = []
+    copies: list[float] = []
+    for r in m.report.layers:
+        name = r.layer.name
+        if name in m.fused_into or (r.layer.kind == "Input" and m.point.label != "aliases"):
+            continue
+        if name.startswith(COPY):
+            copies.append(layer_ms.get(name, 0.0))
+            continue
+        out.append(Sample(r, layer_ms.get(name, 0.0), m.point.label))
+    if copies:  # identical layers: one sample, the median copy
+        out.append(Sample(m.report.layers[1], statistics.median(copies), m.point.label))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Hardware facts for the profile.
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model, logical and physical cores (from /proc/cpuinfo where there is one)."""
+    model, cores = platform.processor() or platform.machine(), set()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        phys = core = ""
+        for line in info.splitlines():
+            key, _, value = (s.strip() for s in line.partition(":"))
+            if key == "model name":
+                model = value
+            elif key == "physical id":
+                phys = value
+            elif key == "core id":
+                core = value
+                cores.add((phys, core))
+    except OSError:
+        pass
+    return {"cpu": model, "logical_cores": os.cpu_count(),
+            "physical_cores": len(cores) or None, "machine": platform.machine(),
+            "os": f"{platform.system()} {platform.release()}"}
+
+
+# ---------------------------------------------------------------------------------------
+# The command.
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a calibration run measures."""
+
+    points: tuple[Point, ...]
+    fusion_points: tuple[Point, ...]
+    chains: tuple[Point, ...]
+    repeats: int
+    passes: int = 2  # measure every layer point this many times (1 or 2), keep the faster
+
+
+def plan(quick: bool, seed: int = 0) -> Plan:
+    rng = np.random.default_rng(seed)
+    convs = conv_points(40 if quick else 140, rng)
+    points = [aliases(), *convs, *fc_points(quick), *other_points(quick)]
+    fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
+    chains = (chain("chain 20", 20), chain("chain 40", 40))
+    return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7)
+
+
+def _progress() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+
+
+def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
+    """Measure every point; return samples, detected fusions and the per-layer overhead."""
+    layers = [("layer", q) for q in p.points]
+    # every layer point twice, the second pass in reverse order: a burst of load from
+    # other processes rarely hits both, and the faster of the two medians is kept
+    items: list[tuple[str, Point]] = ([("fusion", q) for q in p.fusion_points]
+                                      + [("chain", q) for q in p.chains]
+                                      + layers + (layers[::-1] if p.passes > 1 else []))
+    fusions, overheads, profiler = [], [], []
+    best: dict[int, Measured] = {}
+    progress = _progress() if show else None
+    if progress:
+        progress.start()
+        task = progress.add_task("calibrating", total=len(items))
+    try:
+        for what, point in items:
+            if progress:
+                progress.update(task, description=point.label[:34])
+            m = measure_point(point, threads, p.repeats)
+            if what == "fusion":  # fused: fewer layers ran a node than the net has
+                if len(m.layer_ms) < len(m.report.layers) - 1:
+                    kinds = [r.layer.kind for r in m.report.layers]
+                    fusions.append([kinds[1], kinds[-1]])
+            elif what == "chain":
+                # near-free nodes: the whole run is the runtime's own per-layer cost (the
+                # profiler's µs-granular node times would overstate them)
+                overheads.append(m.wall_ms / len(m.report.layers))
+                # the profiled node times of those near-free nodes sum to more than the
+                # whole run: the excess is the profiler's own cost per node
+                profiler.append(max(m.nodes_ms - m.wall_ms, 0.0) / max(m.node_count, 1))
+            else:
+                key = id(point)
+                if key not in best or sum(m.layer_ms.values()) < sum(best[key].layer_ms.values()):
+                    best[key] = m
+            if progress:
+                progress.advance(task)
+    finally:
+        if progress:
+            progress.stop()
+    per_node = statistics.median(profiler) if profiler else 0.0
+    samples = [s for m in best.values() for s in samples_of(m, per_node)]
+    return {"samples": samples, "fusions": fusions, "profiler_ms_per_node": per_node,
+            "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0}
+
+
+def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool,
+                  seconds: float) -> dict[str, Any]:
+    """Fit the samples (quality from a fit on 4/5 of them checked on the other 1/5)."""
+    import onnxruntime
+
+    from analyzer.timing import fit_profile
+
+    samples = measured["samples"]
+    meta: dict[str, Any] = {
+        "name": name,
+        "description": "this machine, onnxruntime CPU, measured by cnnstat calibrate",
+        "runtime": f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, default "
+                   "session options (graph optimizations: all)",
+        "hardware": hardware(),
+        "software": {"onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "threads": threads,
+        "threads_note": ("pinned by --threads" if threads else
+                         "0 = onnxruntime's default intra-op thread count (one per physical core)"),
+        "dtype": "fp32",
+        "per_layer_overhead_ms": round(measured["per_layer_overhead_ms"], 6),
+        "profiler_ms_per_node": round(measured.get("profiler_ms_per_node", 0.0), 6),
+        "fusions": measured["fusions"],
+        "source": {"tool": "cnnstat calibrate" + (" --quick" if quick else ""),
+                   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "seconds": round(seconds, 1),
+                   "grid_points": len({s.net for s in samples})},
+    }
+    train = [s for i, s in enumerate(samples) if i % 5]
+    held = [s for i, s in enumerate(samples) if not i % 5]
+    check = fit_profile(train, meta, held) if train and held else {}
+    profile = fit_profile(samples, meta)
+    if "quality" in check and "holdout_per_layer" in check["quality"]:
+        profile["quality"]["holdout_per_layer"] = check["quality"]["holdout_per_layer"]
+        profile["quality"]["holdout_note"] = "fitted on 4/5 of the grid, checked on the rest"
+    return profile
+
+
+def default_output() -> Path:
+    from analyzer.timing import LOCAL_DIR
+
+    return LOCAL_DIR / "this-cpu.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from analyzer.cli import _Parser
+
+    p = _Parser(prog="cnnstat calibrate", description=(
+        "Measure this machine with onnxruntime (one-layer nets with random weights, "
+        "default session options) and write a device profile for --device."))
+    p.add_argument("-o", "--output", help="profile .json to write (default: "
+                   "~/.config/cnnstat/devices/this-cpu.json, usable as --device this-cpu)")
+    p.add_argument("--quick", action="store_true", help="a smaller grid (under a minute)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="pin onnxruntime's intra-op thread count (default: its own choice)")
+    p.add_argument("--seed", type=int, default=0, help="grid sampling seed")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    import json
+
+    args = build_parser().parse_args(argv)
+    if args.threads < 0:
+        raise CnnstatError(f"--threads must be ≥ 0, got {args.threads}")
+    require_ort()
+    out = Path(args.output) if args.output else default_output()
+    name = out.stem
+    start = time.perf_counter()
+    measured = run_plan(plan(args.quick, args.seed), args.threads)
+    profile = build_profile(name, measured, args.threads, args.quick,
+                            time.perf_counter() - start)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise CnnstatError(f"cannot write: {e.strerror}", str(out)) from None
+    q = profile["quality"]
+    held = q.get("holdout_per_layer", {})
+    print(f"wrote {out} ({q['points']} timed layers in "
+          f"{profile['source']['seconds']:.0f} s; fusions: "
+          f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
+          f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
+          f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
+    return 0
+

@@ -1,0 +1,538 @@
+"""``cnnstat measure NET --device PROFILE``: predicted vs measured forward time, per layer.
+
+The truth is a real onnxruntime run. A Caffe net is lowered to ONNX with random weights
+(:mod:`analyzer.export_onnx`); an ONNX model runs as it is (random initializers replace
+external weights that are absent). The session uses onnxruntime's DEFAULT options (all
+graph optimizations, default thread count) unless ``--threads`` pins the count.
+
+- **total**: the plain wall time of one ``run`` call, median of repeats, no profiling.
+- **per layer**: onnxruntime's per-node profile (``enable_profiling``), median per node
+  over the profiled runs, mapped back to the IR layer each node computes. A node that
+  onnxruntime fused (Conv+BatchNorm+ReLU → one node) is charged to the first layer of the
+  chain; the others show as fused (0 ms). Runtime-inserted nodes (layout reorders) are
+  listed apart.
+- **memory**: the peak resident set of the process that runs the session, beside
+  cnnstat's predicted params + peak data + shared workspace.
+
+Times are milliseconds, memory bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analyzer.analysis import Report
+from analyzer.errors import CnnstatError
+
+MISSING_ORT = ("onnxruntime is not installed; measuring needs it: "
+               "pip install 'cnnstat[measure]'")
+REORDER_OPS = {"ReorderInput", "ReorderOutput"}  # onnxruntime's NCHWc layout changes
+FREE_KINDS = {"Input", "Split", "Dropout"}  # never run as a node
+HEAD_KINDS = {"Convolution", "Deconvolution", "InnerProduct", "MatMul"}  # start fused chains
+
+
+def require_ort() -> Any:
+    """The onnxruntime module, or a one-line CnnstatError saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise CnnstatError(MISSING_ORT) from None
+    return onnxruntime
+
+
+# ---------------------------------------------------------------------------------------
+# Running a model.
+
+
+@dataclass(frozen=True)
+class NodeTime:
+    """One executed onnxruntime node: its name, operator and median kernel time (ms)."""
+
+    name: str
+    op: str
+    ms: float
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one measurement gave. Times in ms, memory in bytes."""
+
+    wall_ms: float  # median wall time of session.run, no profiling
+    wall_all_ms: tuple[float, ...]
+    nodes: tuple[NodeTime, ...]  # executed nodes in order, median kernel times
+    threads: int  # intra-op threads asked for (0: onnxruntime's default)
+    rss_before_bytes: int = 0  # resident set before the session was created
+    rss_peak_bytes: int = 0  # peak resident set after creating and running it
+
+
+def session_options(ort: Any, threads: int = 0, profile_prefix: str | None = None) -> Any:
+    """onnxruntime's default SessionOptions; ``threads`` > 0 pins the intra-op count."""
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    so.log_severity_level = 3
+    return so
+
+
+def _feeds(session: Any, shapes: Mapping[str, Sequence[int]], seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in session.get_inputs():
+        shape = shapes.get(inp.name)
+        if shape is None:
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        if "float" in inp.type:
+            dtype = np.float16 if "float16" in inp.type else np.float32
+            feeds[inp.name] = rng.standard_normal(tuple(shape)).astype(dtype)
+        else:
+            feeds[inp.name] = np.zeros(tuple(shape), np.int64)
+    return feeds
+
+
+def _rss(field_name: str) -> int:
+    """VmRSS or VmHWM of this process in bytes (0 where /proc is absent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def profile_nodes(events: list[dict[str, Any]]) -> list[NodeTime]:
+    """Median kernel time per node over every run in an onnxruntime profile (ms)."""
+    times: dict[str, list[float]] = {}
+    ops: dict[str, str] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            name = e["name"][: -len("_kernel_time")]
+            times.setdefault(name, []).append(e["dur"] / 1000.0)
+            ops[name] = e.get("args", {}).get("op_name", "")
+    return [NodeTime(n, ops[n], statistics.median(t)) for n, t in times.items()]
+
+
+def time_model(model: str | bytes, shapes: Mapping[str, Sequence[int]], threads: int = 0,
+               repeats: int = 10, warmup: int = 2, profile_runs: int = 5,
+               seed: int = 0, min_seconds: float = 0.0) -> Run:
+    """Time ``model`` (a path or serialized bytes): wall time, then a profiled session.
+
+    At least ``repeats`` timed runs, and more until ``min_seconds`` have passed (at most
+    2000): spreading the runs over time keeps the median clear of a short burst of load
+    from other processes. The profiled session runs ``profile_runs`` times, and more until
+    half of ``min_seconds`` has passed (at most 100).
+    """
+    ort = require_ort()
+    before = _rss("VmRSS")
+    plain = ort.InferenceSession(model, session_options(ort, threads),
+                                 providers=["CPUExecutionProvider"])
+    feeds = _feeds(plain, shapes, seed)
+    for _ in range(warmup):
+        plain.run(None, feeds)
+    walls: list[float] = []
+    start = time.perf_counter()
+    while len(walls) < repeats or (time.perf_counter() - start < min_seconds
+                                   and len(walls) < 2000):
+        t0 = time.perf_counter()
+        plain.run(None, feeds)
+        walls.append((time.perf_counter() - t0) * 1000.0)
+    peak = _rss("VmHWM")
+    del plain
+    nodes: list[NodeTime] = []
+    if profile_runs:
+        with tempfile.TemporaryDirectory(prefix="cnnstat-prof-") as tmp:
+            prof = ort.InferenceSession(
+                model, session_options(ort, threads, os.path.join(tmp, "p")),
+                providers=["CPUExecutionProvider"])
+            for _ in range(warmup):
+                prof.run(None, feeds)
+            runs, start = 0, time.perf_counter()
+            while runs < profile_runs or (time.perf_counter() - start < min_seconds / 2
+                                          and runs < 100):
+                prof.run(None, feeds)  # the warm-up runs before are dropped by _last_runs
+                runs += 1
+            path = prof.end_profiling()
+            events = json.loads(Path(path).read_text())
+        nodes = profile_nodes(_last_runs(events, runs))
+    return Run(statistics.median(walls), tuple(walls), tuple(nodes), threads, before, peak)
+
+
+def _last_runs(events: list[dict[str, Any]], runs: int) -> list[dict[str, Any]]:
+    """The events of the last ``runs`` session runs (the warm-up runs come first)."""
+    starts = [e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
+    if len(starts) < runs:
+        return events
+    first = sorted(starts)[-runs]
+    return [e for e in events if e.get("ts", 0) >= first]
+
+
+def _child_main() -> None:
+    """Entry point of the measuring process: a JSON request on stdin, a JSON Run on stdout."""
+    import sys
+
+    req = json.loads(sys.stdin.read())
+    run = time_model(req["model"], req["shapes"], req["threads"], req["repeats"],
+                     min_seconds=req["min_seconds"])
+    sys.stdout.write(json.dumps(asdict(run)))
+
+
+def time_model_isolated(path: str, shapes: Mapping[str, Sequence[int]], threads: int = 0,
+                        repeats: int = 10, min_seconds: float = 0.0) -> Run:
+    """:func:`time_model` in a fresh Python process, so its peak RSS is the session's own."""
+    import subprocess
+    import sys
+
+    require_ort()
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
+    req = {"model": path, "shapes": {k: list(v) for k, v in shapes.items()},
+           "threads": threads, "repeats": repeats, "min_seconds": min_seconds}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from analyzer.measure import _child_main; _child_main()"],
+        input=json.dumps(req), capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise CnnstatError(f"onnxruntime could not run the model: {why}", path)
+    data = json.loads(proc.stdout)
+    data["nodes"] = tuple(NodeTime(**n) for n in data["nodes"])
+    data["wall_all_ms"] = tuple(data["wall_all_ms"])
+    return Run(**data)
+
+
+# ---------------------------------------------------------------------------------------
+# Mapping executed nodes back to layers.
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Measured ms per IR layer, which layers were fused into which, and the rest."""
+
+    layer_ms: dict[str, float]  # layer name -> ms of the nodes charged to it
+    fused_into: dict[str, str]  # layer name -> the layer whose node computes it
+    runtime_ms: dict[str, float] = field(default_factory=dict)  # inserted nodes (reorders)
+    node_layer: dict[str, str] = field(default_factory=dict)  # executed node -> layer
+
+
+_SUFFIXES = re.compile(r"(_nchwc|_token_\d+|_kernel_time|_fused|_\d+)$")
+
+
+def _resolve(name: str, node_layer: Mapping[str, str],
+             tensor_layer: Mapping[str, str]) -> str | None:
+    """The layer an executed node's name points to: a node we named, or a tensor a layer
+    wrote (onnxruntime names fused nodes after their output), its prefixes and suffixes
+    (``fused ``, ``_nchwc``, ``_token_3``) stripped."""
+    seen = name.removeprefix("fused ")
+    while True:
+        for table in (node_layer, tensor_layer):
+            if seen in table:
+                return table[seen]
+        stripped = _SUFFIXES.sub("", seen)
+        if stripped == seen:
+            break
+        seen = stripped
+    if "/" in name:
+        return _resolve(name.rsplit("/", 1)[0], node_layer, tensor_layer)
+    return None
+
+
+def attribute(report: Report, nodes: Sequence[NodeTime], node_layer: Mapping[str, str],
+              tensor_layer: Mapping[str, str]) -> Attribution:
+    """Charge each executed node to a layer; walk a fused chain back to its first layer.
+
+    A layer that no executed node names was fused into (or folded away by) the nearest
+    layer before it in its chain that has a node. ``node_layer`` maps ONNX node names,
+    ``tensor_layer`` tensor names, to IR layer names.
+    """
+    index = {r.layer.name: i for i, r in enumerate(report.layers)}
+    producer: dict[str, int] = {}
+    bottom_of: list[int | None] = []
+    for i, r in enumerate(report.layers):
+        src = producer.get(r.layer.bottoms[0]) if r.layer.bottoms else None
+        bottom_of.append(src)
+        for t in r.layer.tops:
+            producer[t] = i
+    hits: dict[str, list[NodeTime]] = {}
+    runtime: dict[str, float] = {}
+    for n in nodes:
+        name = _resolve(n.name, node_layer, tensor_layer)
+        if n.op in REORDER_OPS or name not in index:
+            runtime[n.name] = runtime.get(n.name, 0.0) + n.ms
+        else:
+            hits.setdefault(name, []).append(n)
+    owner: dict[str, str] = {}
+    for name in list(hits):
+        i = index[name]
+        # a fused node named after its chain's last output: move it to the chain's head
+        while report.layers[i].layer.kind not in HEAD_KINDS:
+            j = bottom_of[i]
+            if j is None:
+                break
+            prev = report.layers[j].layer
+            if prev.kind in FREE_KINDS or prev.name in hits or prev.name in owner:
+                break
+            i = j
+        owner[name] = report.layers[i].layer.name
+    layer_ms: dict[str, float] = {}
+    for name, ns in hits.items():
+        head = owner[name]
+        layer_ms[head] = layer_ms.get(head, 0.0) + sum(n.ms for n in ns)
+    node_map = {n.name: owner[k] for k, ns in hits.items() for n in ns}
+    fused: dict[str, str] = {}
+    for i, r in enumerate(report.layers):
+        name = r.layer.name
+        if name in layer_ms or r.layer.kind in FREE_KINDS:
+            continue
+        j = bottom_of[i]
+        while j is not None and report.layers[j].layer.name not in layer_ms:
+            j = bottom_of[j]
+        if j is not None:
+            fused[name] = report.layers[j].layer.name
+    return Attribution(layer_ms, fused, runtime, node_map)
+
+
+def tensor_layers(report: Report) -> dict[str, str]:
+    """Blob name -> the layer that last wrote it (ONNX tensors are the IR's blob names)."""
+    return {t: r.layer.name for r in report.layers for t in r.layer.tops}
+
+
+# ---------------------------------------------------------------------------------------
+# Preparing a model file to run.
+
+
+def _runnable_onnx(path: str, tmp: str) -> str:
+    """``path`` itself, or a copy in ``tmp`` whose absent external weights are random."""
+    import onnx
+    from onnx import external_data_helper, numpy_helper
+
+    model = onnx.load(path, load_external_data=False)
+    base = Path(path).resolve().parent
+    rng = np.random.default_rng(0)
+    replaced = 0
+    for init in model.graph.initializer:
+        if init.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in init.external_data}
+        if (base / info.get("location", "")).is_file():
+            continue
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(init.data_type)
+        dims = tuple(init.dims)
+        if np.issubdtype(dtype, np.floating):
+            value = rng.random(dims, dtype=np.float32)
+            value -= 0.5
+            value *= 0.1
+            value = value.astype(dtype, copy=False)
+        else:
+            value = np.zeros(dims, dtype)
+        new = numpy_helper.from_array(value, init.name)
+        init.Clear()
+        init.CopyFrom(new)
+        replaced += 1
+    if not replaced:
+        external_data_helper.load_external_data_for_model(model, str(base))
+        return path
+    out = os.path.join(tmp, Path(path).name)
+    onnx.save(model, out)
+    return out
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A model file ready for onnxruntime and the maps from its nodes back to layers."""
+
+    path: str
+    shapes: dict[str, tuple[int, ...]]
+    node_layer: dict[str, str]
+    tensor_layer: dict[str, str]
+
+
+def prepare(report: Report, tmp: str, seed: int = 0) -> Prepared:
+    """Write a runnable ONNX file for ``report``'s net into ``tmp``."""
+    if report.net.format == "onnx":
+        path = _runnable_onnx(report.net.path, tmp)
+        names = {r.layer.name: r.layer.name for r in report.layers}
+        return Prepared(path, dict(report.inputs), names, tensor_layers(report))
+    from analyzer.export_onnx import export
+
+    ex = export(report, seed=seed)
+    path = os.path.join(tmp, "net.onnx")
+    Path(path).write_bytes(ex.model.SerializeToString())
+    tensors = {t: layer for (layer, _), t in ex.top_tensor.items()}
+    return Prepared(path, dict(ex.inputs), ex.node_layer, tensors)
+
+
+# ---------------------------------------------------------------------------------------
+# The command.
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    kind: str
+    predicted_ms: float
+    measured_ms: float | None  # None: fused into another layer or not run
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Predicted vs measured for one net. Times ms, memory bytes."""
+
+    net: str
+    device: str
+    threads: int
+    rows: tuple[LayerRow, ...]
+    predicted_ms: float
+    measured_ms: float
+    measured_layers_ms: float  # sum of profiled node times
+    runtime_nodes_ms: float  # nodes onnxruntime inserted (reorders)
+    predicted_memory_bytes: int  # params + peak data + shared workspace
+    measured_rss_bytes: int  # peak RSS growth from creating and running the session
+    peak_rss_bytes: int
+    load_average: float = 0.0  # 1-minute load average before measuring (other processes)
+    runs: int = 0  # timed runs behind the measured median
+    measured_min_ms: float = 0.0  # the fastest run: the machine undisturbed by others
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+
+def compare(report: Report, device: str, threads: int | None = None,
+            repeats: int = 10, min_seconds: float = 2.0) -> Comparison:
+    """Predict ``report`` on ``device`` and measure it with onnxruntime."""
+    from analyzer.timing import load_profile, predict_report
+
+    require_ort()
+    profile = load_profile(device)
+    if threads is None:
+        threads = int(profile.data.get("threads") or 0)
+    predicted = predict_report(report, profile)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    with tempfile.TemporaryDirectory(prefix="cnnstat-measure-") as tmp:
+        prep = prepare(report, tmp)
+        run = time_model_isolated(prep.path, prep.shapes, threads, repeats, min_seconds)
+    att = attribute(report, run.nodes, prep.node_layer, prep.tensor_layer)
+    rows = []
+    for r in predicted.layers:
+        name = r.layer.name
+        if name in att.layer_ms:
+            measured, note = att.layer_ms[name], ""
+        elif name in att.fused_into:
+            measured, note = None, f"fused into {att.fused_into[name]}"
+        else:
+            measured, note = None, "not run"
+        rows.append(LayerRow(name, r.layer.kind, r.time_ms or 0.0, measured, note))
+    t = report.totals
+    return Comparison(
+        report.net.name, profile.name, threads, tuple(rows), predicted.totals.time_ms or 0.0,
+        run.wall_ms, sum(att.layer_ms.values()), sum(att.runtime_ms.values()),
+        t.params_bytes + t.data_peak_bytes + t.workspace_shared_bytes,
+        max(run.rss_peak_bytes - run.rss_before_bytes, 0), run.rss_peak_bytes, load,
+        len(run.wall_all_ms), min(run.wall_all_ms))
+
+
+def _pct(pred: float, meas: float | None) -> str:
+    if not meas:
+        return ""
+    return f"{100.0 * (pred - meas) / meas:+.1f}%"
+
+
+def to_json(c: Comparison) -> str:
+    data = asdict(c)
+    data["error_pct"] = round(c.error_pct, 2)
+    return json.dumps(data, indent=1) + "\n"
+
+
+def print_table(c: Comparison, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{c.net} on {c.device} (onnxruntime, threads: "
+                        f"{c.threads or 'default'})")
+    for col in ("layer", "kind", "predicted ms", "measured ms", "error", "note"):
+        table.add_column(col, justify="right" if "ms" in col or col == "error" else "left")
+    for row in c.rows:
+        if row.kind in FREE_KINDS and row.measured_ms is None and not row.predicted_ms:
+            continue
+        meas = f"{row.measured_ms:.3f}" if row.measured_ms is not None else "–"
+        table.add_row(row.name, row.kind, f"{row.predicted_ms:.3f}", meas,
+                      _pct(row.predicted_ms, row.measured_ms), row.note)
+    table.add_section()
+    table.add_row("total", "", f"{c.predicted_ms:.3f}", f"{c.measured_ms:.3f}",
+                  _pct(c.predicted_ms, c.measured_ms), f"measured: wall time, median of {c.runs}")
+    console.print(table)
+    mib = 1024 * 1024
+    console.print(f"profiled nodes {c.measured_layers_ms:.3f} ms (+ {c.runtime_nodes_ms:.3f} ms "
+                  f"of inserted layout reorders); memory: predicted "
+                  f"{c.predicted_memory_bytes / mib:.1f} MiB (params + peak data + workspace), "
+                  f"measured RSS growth {c.measured_rss_bytes / mib:.1f} MiB "
+                  f"(peak RSS {c.peak_rss_bytes / mib:.1f} MiB)")
+    cores = os.cpu_count() or 1
+    if c.load_average > 0.5 * cores:
+        console.print(f"note: the 1-minute load average was {c.load_average:.1f} on {cores} "
+                      "cores; other processes were running, so the measured times may be "
+                      "inflated")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from analyzer.cli import _Parser, add_model_options
+
+    p = _Parser(prog="cnnstat measure", description=(
+        "Run the net with onnxruntime (random weights) and compare its measured time with "
+        "the device profile's prediction, per layer and in total."))
+    p.add_argument("model", help="a .prototxt or .onnx file")
+    add_model_options(p)
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads (default: the profile's, else onnxruntime's)")
+    p.add_argument("--repeats", type=int, default=10,
+                   help="timed runs at least (median; default 10)")
+    p.add_argument("--seconds", type=float, default=2.0,
+                   help="keep timing runs for at least this long (default 2)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    from analyzer.cli import analyze_path, write_output
+
+    args = build_parser().parse_args(argv)
+    if not args.device:
+        raise CnnstatError("measure needs --device (a profile from 'cnnstat calibrate')")
+    if args.threads is not None and args.threads < 0:
+        raise CnnstatError(f"--threads must be ≥ 0, got {args.threads}")
+    if args.repeats < 1:
+        raise CnnstatError(f"--repeats must be positive, got {args.repeats}")
+    require_ort()
+    device, args.device = args.device, None
+    report = analyze_path(args.model, args)
+    c = compare(report, device, args.threads, args.repeats, max(args.seconds, 0.0))
+    if args.format == "json":
+        write_output(to_json(c), args.output)
+        return 0
+    from rich.console import Console
+
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            print_table(c, Console(file=fh, width=160))
+    else:
+        console = Console()
+        print_table(c, console if console.is_terminal else Console(width=160))
+    return 0

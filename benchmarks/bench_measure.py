@@ -1,0 +1,80 @@
+"""Predicted vs measured forward time of whole nets on this machine (onnxruntime, CPU).
+
+Calibrates this machine first (``cnnstat calibrate``, into a temporary profile) unless
+``--device`` names a profile, then runs ``cnnstat measure`` on the torchvision ONNX graphs
+of ``../shared/corpus/onnx/`` and the Caffe nets AlexNet, GoogLeNet, ResNet-50 and
+MobileNet v1 of ``../shared/corpus/caffe/``, and prints one row per net: predicted ms,
+measured ms (wall time of a run, median of repeats), the error in %, the fastest run and
+the 1-minute load average before the measurement (other processes on the machine inflate
+measured times; the fastest run shows the machine undisturbed).
+
+    python benchmarks/bench_measure.py [--device mycpu.json] [--quick] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from analyzer.analysis import Options, analyze  # noqa: E402
+from analyzer.calibrate import main as calibrate  # noqa: E402
+from analyzer.load import load_net  # noqa: E402
+from analyzer.measure import compare  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "corpus"
+CAFFE = ["bvlc_alexnet_deploy", "bvlc_googlenet_deploy", "resnet50_deploy",
+         "mobilenet_v1_deploy"]
+
+
+def nets() -> list[Path]:
+    onnx = sorted((SHARED / "onnx").glob("*.onnx"))
+    return onnx + [SHARED / "caffe" / f"{n}.prototxt" for n in CAFFE]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", help="a profile .json (default: calibrate now)")
+    ap.add_argument("--quick", action="store_true", help="calibrate with --quick")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    if not SHARED.is_dir():
+        print(f"skipped: {SHARED} is absent")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        device = args.device
+        if device is None:
+            device = str(Path(tmp) / "bench-cpu.json")
+            t0 = time.perf_counter()
+            argv = ["-o", device, "--threads", str(args.threads)]
+            calibrate(argv + (["--quick"] if args.quick else []))
+            print(f"calibration took {time.perf_counter() - t0:.0f} s")
+        rows = []
+        print(f"{'net':<28} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} "
+              f"{'fastest ms':>11} {'load':>5}")
+        for path in nets():
+            if not path.exists():
+                print(f"{path.name:<28} absent")
+                continue
+            batch = 1 if path.suffix == ".onnx" else None  # ONNX batch is symbolic; 1 as listed
+            report = analyze(load_net(str(path), batch=batch), Options(batch=batch))
+            c = compare(report, device, args.threads or None, args.repeats)
+            rows.append(c)
+            print(f"{path.stem:<28} {c.predicted_ms:>13.2f} {c.measured_ms:>12.2f} "
+                  f"{c.error_pct:>+8.1f} {c.measured_min_ms:>11.2f} {c.load_average:>5.1f}")
+        if rows:
+            errs = sorted(abs(c.error_pct) for c in rows)
+            within = sum(e <= 15 for e in errs)
+            print(f"\n{within}/{len(rows)} nets within ±15 %; median |error| "
+                  f"{errs[len(errs) // 2]:.1f} %, worst {errs[-1]:.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

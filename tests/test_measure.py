@@ -1,0 +1,239 @@
+"""IR → ONNX export, node → layer mapping, calibrate's grid, and measure's error paths.
+
+Shapes are checked against what onnxruntime itself computes when it runs the exported
+graph; no test asserts on a timing value.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from conftest import CAFFE_CORPUS, MODELS, ONNX_CORPUS, need
+
+from analyzer import calibrate, cli
+from analyzer.analysis import Options, analyze
+from analyzer.errors import CnnstatError
+from analyzer.export_onnx import export
+from analyzer.load import load_net
+from analyzer.measure import NodeTime, _resolve, attribute, prepare, time_model
+
+ort = pytest.importorskip("onnxruntime")
+
+# Every lowering, with Caffe's pooling rounding in its three forms: ceil (default) where
+# it differs from floor (56, k3 s2 → 28, floor 27), a padded ceil window that Caffe drops
+# (13, k2 s2 p1: ceil gives 8, the 8th window starts in the pad → 7), and ceil_mode: false.
+ALL_KINDS = """
+name: "kinds"
+input: "data" input_shape { dim: 2 dim: 8 dim: 56 dim: 56 }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 16 kernel_size: 3 pad: 1 } }
+layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" }
+layer { name: "sc" type: "Scale" bottom: "conv" top: "conv" scale_param { bias_term: true } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool_ceil" type: "Pooling" bottom: "conv" top: "p1"
+  pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "pool_floor" type: "Pooling" bottom: "conv" top: "p2"
+  pooling_param { pool: AVE kernel_size: 3 stride: 2 ceil_mode: false } }
+layer { name: "dw" type: "Convolution" bottom: "p1" top: "dw"
+  convolution_param { num_output: 16 group: 16 kernel_size: 3 stride: 2 } }
+layer { name: "pool_pad" type: "Pooling" bottom: "dw" top: "p3"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 pad: 1 } }
+layer { name: "prelu" type: "PReLU" bottom: "p3" top: "p3" }
+layer { name: "lrn" type: "LRN" bottom: "p2" top: "lrn" lrn_param { local_size: 5 } }
+layer { name: "deconv" type: "Deconvolution" bottom: "p3" top: "up"
+  convolution_param { num_output: 4 kernel_size: 4 stride: 2 pad: 1 } }
+layer { name: "sig" type: "Sigmoid" bottom: "up" top: "up" }
+layer { name: "tanh" type: "TanH" bottom: "lrn" top: "t" }
+layer { name: "slice" type: "Slice" bottom: "t" top: "s1" top: "s2"
+  slice_param { axis: 1 slice_point: 6 } }
+layer { name: "cat" type: "Concat" bottom: "s2" bottom: "s1" top: "cat" }
+layer { name: "sum" type: "Eltwise" bottom: "cat" bottom: "t" top: "sum"
+  eltwise_param { operation: SUM coeff: 1 coeff: -1 } }
+layer { name: "prod" type: "Eltwise" bottom: "sum" bottom: "t" top: "prod"
+  eltwise_param { operation: PROD } }
+layer { name: "drop" type: "Dropout" bottom: "prod" top: "prod" }
+layer { name: "perm" type: "Permute" bottom: "prod" top: "perm" permute_param { order: 0 order: 2 order: 3 order: 1 } }
+layer { name: "flat" type: "Flatten" bottom: "perm" top: "flat" }
+layer { name: "fc" type: "InnerProduct" bottom: "flat" top: "fc" inner_product_param { num_output: 10 } }
+layer { name: "fc4d" type: "InnerProduct" bottom: "up" top: "fc4d" inner_product_param { num_output: 3 } }
+layer { name: "resh" type: "Reshape" bottom: "fc" top: "resh" reshape_param { shape { dim: 0 dim: 2 dim: -1 } } }
+layer { name: "prob" type: "Softmax" bottom: "resh" top: "prob" softmax_param { axis: 2 } }
+"""
+
+
+def _ort_shapes(report) -> dict[tuple[str, str], tuple[int, ...]]:
+    """Every top's shape as onnxruntime computes it running the exported graph."""
+    ex = export(report, all_outputs=True)
+    sess = ort.InferenceSession(ex.model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {n: np.ones(s, np.float32) for n, s in ex.inputs.items()}
+    names = [o.name for o in sess.get_outputs()]
+    got = dict(zip(names, (v.shape for v in sess.run(names, feeds))))
+    return {key: tuple(got[t]) for key, t in ex.top_tensor.items() if t in got}
+
+
+def _ir_shapes(report) -> dict[tuple[str, str], tuple[int, ...]]:
+    return {(r.layer.name, t): tuple(s) for r in report.layers if r.layer.kind != "Input"
+            for t, s in zip(r.layer.tops, r.out_shapes)}
+
+
+def test_alexnet_export_shapes_equal_ir():
+    report = analyze(load_net(str(MODELS / "alexnet.prototxt")))
+    ir = _ir_shapes(report)
+    assert _ort_shapes(report) == ir
+    assert ir[("pool2", "pool2")] == (1, 256, 13, 13)  # 27, k3 s2: ceil 13 (floor too)
+
+
+def test_every_lowering_keeps_caffe_shapes(tmp_path):
+    path = tmp_path / "kinds.prototxt"
+    path.write_text(ALL_KINDS)
+    report = analyze(load_net(str(path)))
+    ir = _ir_shapes(report)
+    assert ir[("pool_ceil", "p1")] == (2, 16, 28, 28)  # ceil; floor would give 27
+    assert ir[("pool_floor", "p2")] == (2, 16, 27, 27)
+    assert ir[("pool_pad", "p3")] == (2, 16, 7, 7)
+    assert _ort_shapes(report) == ir
+
+
+def test_cannot_lower_names_the_layer(tmp_path):
+    path = tmp_path / "py.prototxt"
+    path.write_text('input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
+                    'layer { name: "odd" type: "Python" bottom: "data" top: "out" }\n')
+    with pytest.raises(CnnstatError) as e:
+        export(analyze(load_net(str(path))))
+    assert "layer 'odd'" in str(e.value) and "cannot lower a Python layer" in str(e.value)
+
+
+def test_resolve_fused_and_layout_node_names():
+    nodes = {"fc6": "fc6", "fc6/flatten": "fc6", "conv1": "conv1"}
+    tensors = {"conv1": "conv1", "conv1#1": "relu1"}
+    assert _resolve("fused fc6", nodes, tensors) == "fc6"
+    assert _resolve("conv1#1_nchwc", nodes, tensors) == "relu1"
+    assert _resolve("fc6/flatten", nodes, tensors) == "fc6"
+    assert _resolve("ReorderOutput_token_15", nodes, tensors) is None
+
+
+def _covered(report, att) -> list[str]:
+    """Layers with neither a measured node nor a layer they were fused into."""
+    return [r.layer.name for r in report.layers if r.layer.kind not in ("Input", "Split",
+            "Dropout") and r.layer.name not in att.layer_ms and r.layer.name not in att.fused_into]
+
+
+def test_node_to_layer_mapping_covers_every_layer(tmp_path):
+    report = analyze(load_net(str(MODELS / "five_conv.prototxt")))
+    prep = prepare(report, str(tmp_path))
+    run = time_model(prep.path, prep.shapes, repeats=1, warmup=0, profile_runs=1)
+    att = attribute(report, run.nodes, prep.node_layer, prep.tensor_layer)
+    assert _covered(report, att) == []
+    convs = [r.layer.name for r in report.layers if r.layer.kind == "Convolution"]
+    assert set(att.layer_ms) >= set(convs)  # every conv runs a node of its own
+    assert att.fused_into["relu1"] == "conv1"  # onnxruntime fuses Conv+ReLU
+
+
+def test_fused_chain_is_charged_to_its_head():
+    """A fused node named after the chain's last tensor is charged to the conv at its head."""
+    report = analyze(load_net(str(CAFFE_CORPUS / "resnet50_deploy.prototxt")
+                              if CAFFE_CORPUS.exists() else str(MODELS / "alexnet.prototxt")))
+    names = {r.layer.name: r.layer.name for r in report.layers}
+    tensors = {t: r.layer.name for r in report.layers for t in r.layer.tops}
+    first_conv = next(r for r in report.layers if r.layer.kind == "Convolution")
+    relu = next(r for r in report.layers if r.layer.kind == "ReLU")
+    att = attribute(report, [NodeTime(f"{relu.layer.tops[0]}#x_nchwc", "Conv", 2.0)],
+                    names, tensors | {f"{relu.layer.tops[0]}#x": relu.layer.name})
+    assert att.layer_ms == {first_conv.layer.name: 2.0}
+    assert att.fused_into[relu.layer.name] == first_conv.layer.name
+
+
+def test_onnx_corpus_graph_runs_with_random_initializers(tmp_path):
+    path = need(ONNX_CORPUS / "squeezenet1_1.onnx")
+    report = analyze(load_net(str(path), batch=1), Options(batch=1))
+    prep = prepare(report, str(tmp_path))
+    assert prep.path.startswith(str(tmp_path))  # weights are external and absent: a copy
+    run = time_model(prep.path, prep.shapes, repeats=1, warmup=0, profile_runs=1)
+    att = attribute(report, run.nodes, prep.node_layer, prep.tensor_layer)
+    assert _covered(report, att) == []
+
+
+def _hide_onnxruntime(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
+
+
+@pytest.mark.parametrize("argv", [["measure", str(MODELS / "alexnet.prototxt"),
+                                   "--device", "x.json"], ["calibrate", "--quick"]])
+def test_missing_onnxruntime_is_one_line(monkeypatch, capsys, argv):
+    _hide_onnxruntime(monkeypatch)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("cnnstat: onnxruntime is not installed")
+    assert "pip install 'cnnstat[measure]'" in err
+
+
+def test_quick_grid_covers_the_kinds_and_conv_axes():
+    p = calibrate.plan(quick=True)
+    kinds = {r.layer.kind for q in p.points for r in analyze(q.net).layers}
+    assert kinds >= {"Convolution", "InnerProduct", "Pooling", "ReLU", "LRN", "BatchNorm",
+                     "Scale", "Eltwise", "Concat", "Softmax", "Split", "Dropout", "Input"}
+    convs = calibrate.conv_points(400, np.random.default_rng(0))
+    layers = [q.net.layers[1] for q in convs]
+    assert {lyr.attr("kernel")[0] for lyr in layers} == {1, 3, 5, 7, 11}
+    assert {lyr.attr("stride")[0] for lyr in layers} >= {1, 2}
+    depthwise = [q for q in convs
+                 if q.net.layers[1].attr("group") == q.net.layers[0].attrs["shapes"][0][1]]
+    assert depthwise
+    r = analyze(depthwise[0].net).layers[1]
+    assert r.gemm.groups == r.in_shapes[0][1] and r.gemm.n == 1  # one filter per channel
+
+
+def _tiny_plan() -> calibrate.Plan:
+    return calibrate.Plan(
+        points=(calibrate.aliases(),
+                calibrate.single("conv", "Convolution", [(1, 8, 16, 16)],
+                                 **calibrate._conv_attrs(8, 3, 1, 1))),
+        fusion_points=(calibrate.pair("Convolution", "ReLU"),),
+        chains=(calibrate.chain("chain 2", 2, (1, 8, 16, 16)),), repeats=1, passes=1)
+
+
+def test_calibrate_tiny_plan_builds_samples_and_profile():
+    """A two-point plan runs end to end; the profile holds the measured facts, not values."""
+    measured = calibrate.run_plan(_tiny_plan(), threads=1, show=False)
+    by_kind = {s.layer.layer.kind: s for s in measured["samples"]}
+    assert set(by_kind) == {"Input", "Dropout", "Split", "Eltwise", "Convolution"}
+    assert by_kind["Split"].ms == 0.0 and by_kind["Dropout"].ms == 0.0  # no node runs
+    assert by_kind["Convolution"].layer.gemm.k == 8 * 9
+    assert measured["fusions"] == [["Convolution", "ReLU"]]
+    profile = calibrate.build_profile("tiny", measured, 1, True, 0.5)
+    json.dumps(profile)
+    assert profile["threads"] == 1 and profile["fusions"] == [["Convolution", "ReLU"]]
+    assert profile["hardware"]["logical_cores"] >= 1
+    assert profile["software"]["onnxruntime"] == ort.__version__
+    assert "Convolution" in profile["kinds"]
+
+
+def test_measure_needs_a_device(capsys):
+    assert cli.main(["measure", str(MODELS / "alexnet.prototxt")]) == 2
+    assert "measure needs --device" in capsys.readouterr().err
+
+
+def test_measure_json_compares_every_layer(tmp_path, capsys):
+    """End to end through the CLI with a profile from the tiny plan (values not asserted)."""
+    profile = calibrate.build_profile("tiny", calibrate.run_plan(_tiny_plan(), 1, False), 1,
+                                      True, 0.5)
+    device = tmp_path / "tiny.json"
+    device.write_text(json.dumps(profile))
+    net = MODELS / "five_conv.prototxt"
+    assert cli.main(["measure", str(net), "--device", str(device), "--format", "json",
+                     "--repeats", "2", "--seconds", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    report = analyze(load_net(str(net)))
+    assert [r["name"] for r in out["rows"]] == [r.layer.name for r in report.layers]
+    assert out["threads"] == 1  # the profile's pinned count is used for measuring too
+    notes = {r["name"]: r["note"] for r in out["rows"]}
+    assert notes["relu1"] == "fused into conv1"
+    t = report.totals
+    assert out["predicted_memory_bytes"] == (t.params_bytes + t.data_peak_bytes
+                                             + t.workspace_shared_bytes)
+    assert out["runs"] == 2
+    assert out["measured_ms"] > 0 and out["peak_rss_bytes"] > out["measured_rss_bytes"] > 0
