@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from analyzer.cost import Cost, Gemm, ParamBlob
-from analyzer.errors import CnnstatError
+from analyzer.errors import CnnstatError, layer_where
 from analyzer.ir import Layer, Net, Shape, Weight
 from analyzer.memory import DTYPE_BYTES, peak_data_bytes
 from analyzer.registry import UNKNOWN, rule_for
@@ -73,8 +73,7 @@ class Report:
 
 
 def _where(net: Net, layer: Layer) -> str:
-    at = f":{layer.line}" if layer.line else ""
-    return f"{net.path}{at}: layer '{layer.name}'"
+    return layer_where(net.path, layer.name, layer.line)
 
 
 def _input_shapes(net: Net, layer: Layer, opts: Options) -> list[Shape]:

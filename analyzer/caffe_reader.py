@@ -20,7 +20,7 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 
 from analyzer import caffe_pb2 as pb
-from analyzer.errors import CnnstatError
+from analyzer.errors import CnnstatError, layer_where
 from analyzer.ir import Layer, Net, frozen
 from analyzer.registry import ONNX_ONLY_KINDS
 
@@ -281,7 +281,7 @@ def _fold_v0_padding(raws: list[_Raw], path: str) -> list[_Raw]:
     out = []
     for r in raws:
         lp = r.lp
-        where = f"{path}:{r.line}: layer '{lp.name}'" if r.line else f"{path}: layer '{lp.name}'"
+        where = layer_where(path, lp.name, r.line)
         if lp.type == "padding":
             if len(lp.bottom) != 1 or len(lp.top) != 1:
                 raise CnnstatError("a V0 padding layer needs one bottom and one top", where)
@@ -384,7 +384,7 @@ def insert_splits(layers: list[Layer], path: str = "") -> list[Layer]:
             if b not in last:
                 raise CnnstatError(
                     f"bottom '{b}' is not produced by any earlier layer (or network input)",
-                    _layer_where(layer, path),
+                    layer_where(path, layer.name, layer.line),
                 )
             source[(i, j)] = last[b]
             count[last[b]] = count.get(last[b], 0) + 1
@@ -417,12 +417,6 @@ def insert_splits(layers: list[Layer], path: str = "") -> list[Layer]:
                                  tuple(f"{stem}_{k}" for k in range(n)),
                                  frozen({"inserted": True})))
     return out
-
-
-def _layer_where(layer: Layer, path: str = "") -> str:
-    """``path:line: layer 'name'`` (the form every layer message uses)."""
-    at = f"{path}:{layer.line}" if layer.line else path
-    return f"{at}: layer '{layer.name}'" if at else f"layer '{layer.name}'"
 
 
 # --------------------------------------------------------------------------- translation
@@ -702,8 +696,7 @@ def _check_bottoms(kind: str, n: int) -> None:
 
 def _translate(raw: _Raw, path: str) -> Layer:
     lp = raw.lp
-    at = f"{path}:{raw.line}" if raw.line else path
-    where = f"{at}: layer '{lp.name}'"
+    where = layer_where(path, lp.name, raw.line)
     if not lp.type:
         raise CnnstatError("layer has no type", where)
     try:
@@ -762,5 +755,6 @@ def _check_tops(layers: list[Layer], path: str) -> None:
             if t in produced and t not in layer.bottoms:
                 raise CnnstatError(
                     f"writes top '{t}', which an earlier layer already produced "
-                    "(only in-place layers may reuse a blob name)", _layer_where(layer, path))
+                    "(only in-place layers may reuse a blob name)",
+                    layer_where(path, layer.name, layer.line))
             produced.add(t)

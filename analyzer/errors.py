@@ -17,3 +17,9 @@ class CnnstatError(Exception):
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
+
+
+def layer_where(path: str, name: str, line: int | None = None) -> str:
+    """``path:line: layer 'name'`` — the place every layer message names."""
+    at = f"{path}:{line}" if line else path
+    return f"{at}: layer '{name}'" if at else f"layer '{name}'"
