@@ -357,7 +357,8 @@ class Plan:
     fusion_points: tuple[Point, ...]
     chains: tuple[Point, ...]
     repeats: int
-    passes: int = 2  # measure every layer point this many times (1 or 2), keep the faster
+    passes: int = 2  # measure every layer point this many times (1 or 2)
+    retry_seconds: float = 30.0  # re-measure points taken in another machine state this long
 
 
 def plan(quick: bool, seed: int = 0) -> Plan:
@@ -366,7 +367,8 @@ def plan(quick: bool, seed: int = 0) -> Plan:
     points = [aliases(), *convs, *fc_points(quick), *other_points(quick)]
     fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
     chains = (chain("chain 20", 20), chain("chain 40", 40))
-    return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7)
+    return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7,
+                retry_seconds=10.0 if quick else 30.0)
 
 
 def _progress() -> Any:
@@ -377,49 +379,111 @@ def _progress() -> Any:
                     TimeElapsedColumn(), console=Console(stderr=True), transient=False)
 
 
+@dataclass(frozen=True)
+class _Timed:
+    """One measurement of a point and whether the probe showed the reference state around
+    it (decided once every probe reading is in)."""
+
+    what: str  # "layer", "fusion" or "chain"
+    point: Point
+    m: Measured
+    probe_before: float
+    probe_after: float
+
+
 def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
-    """Measure every point; return samples, detected fusions and the per-layer overhead."""
+    """Measure every point; return samples, detected fusions, the per-layer overhead and the
+    machine state the calibration measured in (:mod:`analyzer.probe`).
+
+    Every layer point is measured twice, the second pass in reverse order. The probe is read
+    between measurements; its reference is the machine's faster state seen during the run
+    (:func:`analyzer.probe.reference`). Of a point's measurements, those with the probe in
+    that state before and after win, the faster of them is kept; points with none are
+    measured again, for up to ``p.retry_seconds``.
+    """
+    from analyzer.probe import DESCRIPTION, Probe, reference, same_state
+
     layers = [("layer", q) for q in p.points]
-    # every layer point twice, the second pass in reverse order: a burst of load from
-    # other processes rarely hits both, and the faster of the two medians is kept
     items: list[tuple[str, Point]] = ([("fusion", q) for q in p.fusion_points]
                                       + [("chain", q) for q in p.chains]
                                       + layers + (layers[::-1] if p.passes > 1 else []))
-    fusions, overheads, profiler = [], [], []
-    best: dict[int, Measured] = {}
     progress = _progress() if show else None
     if progress:
         progress.start()
         task = progress.add_task("calibrating", total=len(items))
+    probe = Probe(threads)
+    timed: list[_Timed] = []
     try:
+        reading = probe.ms()
         for what, point in items:
             if progress:
                 progress.update(task, description=point.label[:34])
             m = measure_point(point, threads, p.repeats)
-            if what == "fusion":  # fused: fewer layers ran a node than the net has
-                if len(m.layer_ms) < len(m.report.layers) - 1:
-                    kinds = [r.layer.kind for r in m.report.layers]
-                    fusions.append([kinds[1], kinds[-1]])
-            elif what == "chain":
-                # near-free nodes: the whole run is the runtime's own per-layer cost (the
-                # profiler's µs-granular node times would overstate them)
-                overheads.append(m.wall_ms / len(m.report.layers))
-                # the profiled node times of those near-free nodes sum to more than the
-                # whole run: the excess is the profiler's own cost per node
-                profiler.append(max(m.nodes_ms - m.wall_ms, 0.0) / max(m.node_count, 1))
-            else:
-                key = id(point)
-                if key not in best or sum(m.layer_ms.values()) < sum(best[key].layer_ms.values()):
-                    best[key] = m
+            after = probe.ms()
+            timed.append(_Timed(what, point, m, reading, after))
+            reading = after
             if progress:
                 progress.advance(task)
+        readings = [t.probe_before for t in timed] + [reading]
+        ref = reference(readings)
+
+        def in_state(t: _Timed) -> bool:
+            return same_state(t.probe_before, ref) and same_state(t.probe_after, ref)
+
+        best: dict[int, _Timed] = {}
+
+        def consider(t: _Timed) -> None:
+            key, old = id(t.point), best.get(id(t.point))
+            rank = (not in_state(t), sum(t.m.layer_ms.values()))
+            if old is None or rank < (not in_state(old), sum(old.m.layer_ms.values())):
+                best[key] = t
+
+        for t in timed:
+            if t.what == "layer":
+                consider(t)
+        retry = [t.point for t in best.values() if not in_state(t)]
+        retried = len(retry)
+        deadline = time.monotonic() + p.retry_seconds
+        if progress and retry:
+            progress.update(task, description=f"again: {len(retry)} in another state")
+        while retry and time.monotonic() < deadline:
+            point = retry.pop(0)
+            before = probe.ms()
+            m = measure_point(point, threads, p.repeats)
+            t = _Timed("layer", point, m, before, probe.ms())
+            consider(t)
+            if not in_state(best[id(point)]):
+                retry.append(point)
     finally:
         if progress:
             progress.stop()
+    fusions = []
+    for t in timed:
+        if t.what == "fusion" and len(t.m.layer_ms) < len(t.m.report.layers) - 1:
+            kinds = [r.layer.kind for r in t.m.report.layers]  # fewer layers ran a node
+            fusions.append([kinds[1], kinds[-1]])
+    chains = [t for t in timed if t.what == "chain"]
+    chains = [t for t in chains if in_state(t)] or chains
+    # near-free nodes: the whole run is the runtime's own per-layer cost (the profiler's
+    # µs-granular node times would overstate them); the profiled node times of those nodes
+    # sum to more than the whole run: the excess is the profiler's own cost per node
+    overheads = [t.m.wall_ms / len(t.m.report.layers) for t in chains]
+    profiler = [max(t.m.nodes_ms - t.m.wall_ms, 0.0) / max(t.m.node_count, 1) for t in chains]
     per_node = statistics.median(profiler) if profiler else 0.0
-    samples = [s for m in best.values() for s in samples_of(m, per_node)]
+    samples = [s for t in best.values() for s in samples_of(t.m, per_node)]
+    state = {
+        "net": DESCRIPTION,
+        "ms": round(ref, 4),
+        "what": "median wall ms of analyzer.probe's net, the machine's state during "
+                "calibration; cnnstat measure keeps sessions with the probe within "
+                "±15 % of it",
+        "readings": len(readings),
+        "readings_in_state": sum(same_state(r, ref) for r in readings),
+        "points_measured_again": retried,
+        "points_out_of_state": sum(not in_state(t) for t in best.values())}
     return {"samples": samples, "fusions": fusions, "profiler_ms_per_node": per_node,
-            "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0}
+            "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0,
+            "probe": state}
 
 
 def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool,
@@ -445,6 +509,7 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
         "per_layer_overhead_ms": round(measured["per_layer_overhead_ms"], 6),
         "profiler_ms_per_node": round(measured.get("profiler_ms_per_node", 0.0), 6),
         "fusions": measured["fusions"],
+        **({"probe": measured["probe"]} if "probe" in measured else {}),
         "source": {"tool": "cnnstat calibrate" + (" --quick" if quick else ""),
                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "seconds": round(seconds, 1),
@@ -507,5 +572,11 @@ def main(argv: Sequence[str]) -> int:
           f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
           f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
           f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
+    state = profile.get("probe", {})
+    if state:
+        print(f"machine state: probe {state['ms']:.3f} ms; {state['readings_in_state']} of "
+              f"{state['readings']} probe readings in that state; "
+              f"{state['points_measured_again']} point(s) measured again, "
+              f"{state['points_out_of_state']} never in that state")
     return 0
 

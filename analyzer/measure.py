@@ -408,6 +408,10 @@ class Comparison:
     load_average: float = 0.0  # 1-minute load average before measuring (other processes)
     runs: int = 0  # timed runs behind the measured median
     measured_min_ms: float = 0.0  # the fastest run: the machine undisturbed by others
+    probe_reference_ms: float = 0.0  # the probe at calibration (0: the profile has none)
+    probe_ms: float = 0.0  # the probe around the kept session (analyzer.probe)
+    sessions_set_aside: int = 0  # sessions run while the probe showed another state
+    state_matched: bool = True  # False: no session ran in the calibration's state
 
     @property
     def error_pct(self) -> float:
@@ -415,14 +419,19 @@ class Comparison:
 
 
 def compare(report: Report, device: str, threads: int | None = None,
-            repeats: int = 10, min_seconds: float = 2.0, sessions: int = 3) -> Comparison:
+            repeats: int = 10, min_seconds: float = 2.0, sessions: int = 3,
+            wait_seconds: float = 60.0) -> Comparison:
     """Predict ``report`` on ``device`` and measure it with onnxruntime.
 
     The model runs in ``sessions`` fresh processes and the session with the median wall
     time is kept: on a small machine a session's thread placement can settle in a slow
-    or a fast mode for its whole life (seen here: ShuffleNetV2 at 1.3 or 2.2 ms per run,
-    session by session), so one session is not a measurement.
+    or a fast mode for its whole life, so one session is not a measurement. When the
+    profile stores a probe time (:mod:`analyzer.probe`), only sessions with the probe in the
+    calibration's state just before and just after count; others are set aside and run
+    again for up to ``wait_seconds``. If none matched by then, every session counts and the
+    comparison says the state differed.
     """
+    from analyzer.probe import Probe, profile_reference, same_state
     from analyzer.timing import load_profile, predict_report
 
     require_ort()
@@ -431,11 +440,27 @@ def compare(report: Report, device: str, threads: int | None = None,
         threads = int(profile.data.get("threads") or 0)
     predicted = predict_report(report, profile)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    ref = profile_reference(profile.data)
+    probe = Probe(threads) if ref > 0 else None
+    kept: list[tuple[Run, float]] = []
+    aside: list[tuple[Run, float]] = []
     with tempfile.TemporaryDirectory(prefix="cnnstat-measure-") as tmp:
         prep = prepare(report, tmp)
-        runs = sorted((time_model_isolated(prep.path, prep.shapes, threads, repeats, min_seconds)
-                       for _ in range(max(sessions, 1))), key=lambda r: r.wall_ms)
-        run = runs[len(runs) // 2]
+        deadline = time.monotonic() + wait_seconds
+        while len(kept) < max(sessions, 1):
+            before = probe.ms() if probe else 0.0
+            run = time_model_isolated(prep.path, prep.shapes, threads, repeats, min_seconds)
+            after = probe.ms() if probe else 0.0
+            worse = max(before, after, key=lambda p: abs(p / ref - 1.0)) if probe else 0.0
+            if probe is None or (same_state(before, ref) and same_state(after, ref)):
+                kept.append((run, worse))
+            else:
+                aside.append((run, worse))
+                if time.monotonic() > deadline and len(aside) >= sessions:
+                    break
+    matched = bool(kept)
+    chosen = sorted(kept or aside, key=lambda rp: rp[0].wall_ms)
+    run, probe_ms = chosen[len(chosen) // 2]
     att = attribute(report, run.nodes, prep.node_layer, prep.tensor_layer)
     rows = []
     for r in predicted.layers:
@@ -453,7 +478,8 @@ def compare(report: Report, device: str, threads: int | None = None,
         run.wall_ms, sum(att.layer_ms.values()), sum(att.runtime_ms.values()),
         t.params_bytes + t.data_peak_bytes + t.workspace_shared_bytes,
         max(run.rss_peak_bytes - run.rss_before_bytes, 0), run.rss_peak_bytes, load,
-        len(run.wall_all_ms), min(run.wall_all_ms))
+        len(run.wall_all_ms), min(run.wall_all_ms), ref, probe_ms,
+        len(aside) if matched else 0, matched)
 
 
 def _pct(pred: float, meas: float | None) -> str:
@@ -491,6 +517,18 @@ def print_table(c: Comparison, console: Any) -> None:
                   f"{c.predicted_memory_bytes / mib:.1f} MiB (params + peak data + workspace), "
                   f"measured RSS growth {c.measured_rss_bytes / mib:.1f} MiB "
                   f"(peak RSS {c.peak_rss_bytes / mib:.1f} MiB)")
+    if c.probe_reference_ms:
+        ratio = c.probe_ms / c.probe_reference_ms
+        state = (f"machine state: probe {c.probe_ms:.3f} ms vs {c.probe_reference_ms:.3f} ms at "
+                 f"calibration ({ratio:.2f}×)")
+        if c.sessions_set_aside:
+            state += (f"; {c.sessions_set_aside} session(s) set aside, run while the probe "
+                      "showed another state")
+        console.print(state)
+        if not c.state_matched:
+            console.print(f"warning: the machine never came back to its calibration state "
+                          f"(probe {ratio:.2f}× calibration) while measuring: the measured "
+                          "times are from another state than the profile's")
     cores = os.cpu_count() or 1
     if c.load_average > 0.5 * cores:
         console.print(f"note: the 1-minute load average was {c.load_average:.1f} on {cores} "
@@ -514,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep timing runs for at least this long (default 2)")
     p.add_argument("--sessions", type=int, default=3,
                    help="fresh onnxruntime sessions; the median one is kept (default 3)")
+    p.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to keep running sessions again while the machine is in "
+                        "another state than at calibration (default 60)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -535,8 +576,10 @@ def main(argv: Sequence[str]) -> int:
     report = analyze_path(args.model, args)
     if args.sessions < 1:
         raise CnnstatError(f"--sessions must be positive, got {args.sessions}")
+    if args.wait < 0:
+        raise CnnstatError(f"--wait must be ≥ 0, got {args.wait}")
     c = compare(report, device, args.threads, args.repeats, max(args.seconds, 0.0),
-                args.sessions)
+                args.sessions, args.wait)
     if args.format == "json":
         write_output(to_json(c), args.output)
         return 0

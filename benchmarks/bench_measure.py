@@ -14,6 +14,7 @@ measured times; the fastest run shows the machine undisturbed).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -43,6 +44,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="calibrate with --quick")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--keep", help="also copy the calibrated profile to this path")
     args = ap.parse_args()
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent")
@@ -55,9 +57,11 @@ def main() -> int:
             argv = ["-o", device, "--threads", str(args.threads)]
             calibrate(argv + (["--quick"] if args.quick else []))
             print(f"calibration took {time.perf_counter() - t0:.0f} s")
+            if args.keep:
+                shutil.copy(device, args.keep)
         rows = []
         print(f"{'net':<28} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} "
-              f"{'fastest ms':>11} {'load':>5}")
+              f"{'fastest ms':>11} {'load':>5} {'probe×':>7} {'set aside':>9}")
         for path in nets():
             if not path.exists():
                 print(f"{path.name:<28} absent")
@@ -67,7 +71,9 @@ def main() -> int:
             c = compare(report, device, args.threads or None, args.repeats)
             rows.append(c)
             print(f"{path.stem:<28} {c.predicted_ms:>13.2f} {c.measured_ms:>12.2f} "
-                  f"{c.error_pct:>+8.1f} {c.measured_min_ms:>11.2f} {c.load_average:>5.1f}")
+                  f"{c.error_pct:>+8.1f} {c.measured_min_ms:>11.2f} {c.load_average:>5.1f} "
+                  f"{c.probe_ms / c.probe_reference_ms if c.probe_reference_ms else 0:>7.2f} "
+                  f"{c.sessions_set_aside:>9}{'' if c.state_matched else ' state!'}")
         if rows:
             errs = sorted(abs(c.error_pct) for c in rows)
             within = sum(e <= 15 for e in errs)

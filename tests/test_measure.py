@@ -225,7 +225,7 @@ def test_measure_json_compares_every_layer(tmp_path, capsys):
     device.write_text(json.dumps(profile))
     net = MODELS / "five_conv.prototxt"
     assert cli.main(["measure", str(net), "--device", str(device), "--format", "json",
-                     "--repeats", "2", "--seconds", "0"]) == 0
+                     "--repeats", "2", "--seconds", "0", "--wait", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
     report = analyze(load_net(str(net)))
     assert [r["name"] for r in out["rows"]] == [r.layer.name for r in report.layers]
@@ -237,3 +237,116 @@ def test_measure_json_compares_every_layer(tmp_path, capsys):
                                              + t.workspace_shared_bytes)
     assert out["runs"] == 2
     assert out["measured_ms"] > 0 and out["peak_rss_bytes"] > out["measured_rss_bytes"] > 0
+
+
+# ---------------------------------------------------------------------------------------
+# The machine-state probe: calibrate and measure keep what ran in the calibration's state.
+
+
+def test_probe_net_is_ten_pointwise_depthwise_blocks():
+    from analyzer.probe import probe_net
+
+    report = analyze(probe_net())
+    convs = [r for r in report.layers if r.layer.kind == "Convolution"]
+    assert len(convs) == 20 and all(r.out_shapes == ((1, 32, 28, 28),) for r in convs)
+    assert [r.gemm.groups for r in convs] == [1, 32] * 10
+    # 1×1: 32·32·784 MACs; depthwise 3×3: 32·9·784
+    assert report.totals.macs == 10 * (32 * 32 * 784 + 32 * 9 * 784)
+
+
+def test_probe_reference_and_state():
+    from analyzer.probe import reference, same_state
+
+    assert reference([0.2] * 15 + [0.08] * 5) == 0.08  # the faster state, if it was seen
+    assert reference([0.2] * 19 + [0.08]) == 0.2  # a lone fast reading is not a state
+    assert same_state(0.114, 0.1) and same_state(0.086, 0.1)
+    assert not same_state(0.116, 0.1) and not same_state(0.084, 0.1)
+    assert not same_state(0.1, 0.0)
+
+
+class _ScriptedProbe:
+    """A stand-in for analyzer.probe.Probe whose readings follow a script."""
+
+    def __init__(self, readings):
+        self.readings = iter(readings)
+
+    def __call__(self, threads=0):
+        return self
+
+    def ms(self, seconds=0.0):
+        return next(self.readings)
+
+
+def _fake_measured(point, ms):
+    report = analyze(point.net)
+    names = [r.layer.name for r in report.layers if r.layer.kind != "Input"]
+    return calibrate.Measured(point, report, ms, dict.fromkeys(names, ms), {}, ms,
+                              dict.fromkeys(names, 1), len(names))
+
+
+def _one_conv_plan(retry_seconds):
+    conv = calibrate.single("conv", "Convolution", [(1, 8, 16, 16)],
+                            **calibrate._conv_attrs(8, 3, 1, 1))
+    return calibrate.Plan(points=(conv,), fusion_points=(), chains=(), repeats=1, passes=2,
+                          retry_seconds=retry_seconds)
+
+
+@pytest.mark.parametrize("readings, times, kept, again", [
+    # pass 1 in state (probe 1.0 before and after) but slower than pass 2, which ended in
+    # another state (1.6): the in-state measurement is kept
+    ([1.0, 1.0, 1.6], [5.0, 3.0], 5.0, 0),
+    # both passes touch the other state: measured again once the probe is back at 1.0
+    ([1.0, 1.6, 1.6, 1.0, 1.0], [5.0, 3.0, 7.0], 7.0, 1),
+])
+def test_calibrate_keeps_points_measured_in_its_state(monkeypatch, readings, times, kept,
+                                                      again):
+    from analyzer import probe
+
+    monkeypatch.setattr(probe, "Probe", _ScriptedProbe(readings))
+    script = iter(times)
+    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats:
+                        _fake_measured(point, next(script)))
+    measured = calibrate.run_plan(_one_conv_plan(retry_seconds=5.0), 1, show=False)
+    assert [s.ms for s in measured["samples"]] == [kept]
+    assert measured["probe"]["ms"] == 1.0
+    assert measured["probe"]["points_measured_again"] == again
+    assert measured["probe"]["points_out_of_state"] == 0
+
+
+def _state_profile(tmp_path, probe_ms):
+    from analyzer.probe import DESCRIPTION
+
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"name": "state", "kinds": {}, "threads": 1,
+                                "probe": {"ms": probe_ms, "net": DESCRIPTION}}))
+    return str(path)
+
+
+@pytest.mark.parametrize("readings, wait, wall, aside, matched", [
+    # first session in another state (probe 1.5 after it): set aside, two more run
+    ([1.0, 1.5, 1.0, 1.0, 1.0, 1.0], 60.0, 12.0, 1, True),
+    # never in the calibration's state and no time to wait: all three count, flagged
+    ([1.5] * 6, 0.0, 11.0, 0, False),
+])
+def test_measure_sets_aside_sessions_run_in_another_state(monkeypatch, tmp_path, readings,
+                                                          wait, wall, aside, matched):
+    from analyzer import measure, probe
+
+    monkeypatch.setattr(probe, "Probe", _ScriptedProbe(readings))
+    walls = iter([10.0, 11.0, 12.0, 13.0])
+    monkeypatch.setattr(measure, "time_model_isolated", lambda *a, **k: measure.Run(
+        next(walls), (1.0,), (), 1))
+    report = analyze(load_net(str(MODELS / "five_conv.prototxt")))
+    c = measure.compare(report, _state_profile(tmp_path, 1.0), sessions=2 if matched else 3,
+                        wait_seconds=wait)
+    assert c.measured_ms == wall  # the median kept session (12: of 11 and 12 once 10 is aside)
+    assert c.sessions_set_aside == aside and c.state_matched is matched
+    assert c.probe_reference_ms == 1.0 and c.probe_ms == (1.0 if matched else 1.5)
+
+
+def test_profile_without_this_probe_is_not_gated():
+    from analyzer.probe import DESCRIPTION, profile_reference
+
+    assert profile_reference({"probe": {"ms": 0.2, "net": DESCRIPTION}}) == 0.2
+    assert profile_reference({"probe": {"ms": 0.2, "net": "3 × 3×3 conv"}}) == 0.0
+    assert profile_reference({"kinds": {}}) == 0.0  # shipped GPU profiles have none
