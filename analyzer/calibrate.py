@@ -140,6 +140,23 @@ def conv_points(n: int, rng: np.random.Generator, batch: int = 1) -> list[Point]
     return points
 
 
+# (spatial size, channels) of depthwise and 1×1 convolutions along mobile nets (MobileNet v1/v2,
+# MnasNet, ShuffleNetV2; 58 and 116 are not multiples of 8)
+_MOBILE_STAGES = [(112, 32), (112, 16), (56, 72), (56, 144), (28, 58), (28, 144), (28, 240),
+                  (14, 116), (14, 480), (14, 576), (7, 232), (7, 960)]
+
+
+def mobile_points(quick: bool) -> list[Point]:
+    """Depthwise (3×3 stride 1 and 2, 5×5) and 1×1 convolutions at the sizes and channel
+    counts of mobile nets: the random grid draws few of them, and CPU runtimes run each
+    class with its own kernel (see :func:`analyzer.timing.conv_class`)."""
+    shapes = [(hw, c, k, s, g) for hw, c in _MOBILE_STAGES
+              for k, s, g in ((3, 1, c), (3, 2, c), (5, 1, c), (1, 1, 1))]
+    return [single(f"conv {c}→{c} {hw}² k{k} s{s} g{g}", "Convolution", [(1, c, hw, hw)],
+                   copies=2, **_conv_attrs(c, k, s, g))
+            for hw, c, k, s, g in (shapes[::3] if quick else shapes)]
+
+
 def fc_points(quick: bool) -> list[Point]:
     """Inner products over input width × output width × batch. Half the grid is classifier
     heads whose weights outgrow the caches (fc6/fc7-like, where an FC costs most), the rest
@@ -147,7 +164,7 @@ def fc_points(quick: bool) -> list[Point]:
     batches = (1, 10, 32) if not quick else (1, 16)
     grid = [*itertools.product((4096, 9216), (4096,), batches),
             *itertools.product((2048, 4096), (1000,), batches[:2]), (1024, 1000, 1),
-            (256, 10, 1)]
+            (1280, 1000, 1), (512, 1000, 1), (256, 10, 1)]
     return [single(f"fc {i}→{o} b{b}", "InnerProduct", [(b, i)], num_output=o, bias=True,
                    axis=1, copies=_copies(i * o * 4))
             for i, o, b in grid]
@@ -364,7 +381,8 @@ class Plan:
 def plan(quick: bool, seed: int = 0) -> Plan:
     rng = np.random.default_rng(seed)
     convs = conv_points(40 if quick else 140, rng)
-    points = [aliases(), *convs, *fc_points(quick), *other_points(quick)]
+    points = [aliases(), *convs, *mobile_points(quick), *fc_points(quick),
+              *other_points(quick)]
     fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
     chains = (chain("chain 20", 20), chain("chain 40", 40))
     return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7,
@@ -396,7 +414,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     machine state the calibration measured in (:mod:`analyzer.probe`).
 
     Every layer point is measured twice, the second pass in reverse order. The probe is read
-    between measurements; its reference is the machine's faster state seen during the run
+    between measurements; its reference is the state most of the run was in
     (:func:`analyzer.probe.reference`). Of a point's measurements, those with the probe in
     that state before and after win, the faster of them is kept; points with none are
     measured again, for up to ``p.retry_seconds``.
@@ -491,7 +509,7 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
     """Fit the samples (quality from a fit on 4/5 of them checked on the other 1/5)."""
     import onnxruntime
 
-    from analyzer.timing import fit_profile
+    from analyzer.timing import CPU_KIND_FORMS, fit_profile
 
     samples = measured["samples"]
     meta: dict[str, Any] = {
@@ -517,8 +535,8 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
     }
     train = [s for i, s in enumerate(samples) if i % 5]
     held = [s for i, s in enumerate(samples) if not i % 5]
-    check = fit_profile(train, meta, held) if train and held else {}
-    profile = fit_profile(samples, meta)
+    check = fit_profile(train, meta, held, CPU_KIND_FORMS) if train and held else {}
+    profile = fit_profile(samples, meta, forms=CPU_KIND_FORMS)
     if "quality" in check and "holdout_per_layer" in check["quality"]:
         profile["quality"]["holdout_per_layer"] = check["quality"]["holdout_per_layer"]
         profile["quality"]["holdout_note"] = "fitted on 4/5 of the grid, checked on the rest"

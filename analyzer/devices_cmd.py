@@ -76,11 +76,16 @@ def _list(profiles: list[Profile]) -> str:
 def _detail(p: Profile) -> str:
     out = [_list([p]).rstrip("\n"), "    kinds (ms = Σ coef·term; points, in-sample median error):"]
     for kind, m in sorted(p.kinds.items()):
-        out.append(f"      {kind:14s} {m.get('formula', '?'):60s} {m.get('points', '?'):>5} "
+        out.append(f"      {kind:22s} {m.get('formula', '?'):60s} {m.get('points', '?'):>5} "
                    f"{_pct(m.get('in_sample', {}).get('median_rel_error'))}")
     if p.data.get("fallback"):
-        out.append(f"      {'(other kinds)':14s} {p.data['fallback'].get('formula', '?')}  "
+        out.append(f"      {'(other kinds)':22s} {p.data['fallback'].get('formula', '?')}  "
                    "— flagged as a fallback")
+    state = p.data.get("probe")
+    if isinstance(state, dict) and "ms" in state:
+        out.append(f"    machine state at calibration: probe {state['ms']:.3f} ms "
+                   f"({state.get('net', '?')}); {state.get('points_out_of_state', 0)} "
+                   "point(s) never measured in that state")
     for t in p.data.get("quality", {}).get("holdout_runs", {}).get("totals", []):
         out.append(f"    held out {t['net']} batch {t['batch']}: measured "
                    f"{t['measured_ms']:.3f} ms, predicted {t['predicted_ms']:.3f} ms "

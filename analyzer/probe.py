@@ -94,10 +94,9 @@ def profile_reference(profile_data: Mapping[str, Any]) -> float:
 
 
 def reference(readings: list[float]) -> float:
-    """The state a calibration measured in: the 10th percentile of its probe readings
-    (the machine's faster state when it moved between states during calibration)."""
-    ordered = sorted(readings)
-    return ordered[len(ordered) // 10]
+    """The state a calibration measured in: the median of its probe readings, the state
+    most of it ran in (points measured in another are measured again)."""
+    return statistics.median(readings)
 
 
 def same_state(reading: float, ref: float, tolerance: float = TOLERANCE) -> bool:

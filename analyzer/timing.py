@@ -17,6 +17,9 @@ inner product's as linear in in·out. This module keeps that idea and adds what 
   small batch reading the weight matrix dominates;
 - other kinds take a launch floor or their bytes over a bandwidth, whichever is slower,
   plus a FLOPs term.
+- a profile may time a kind's classes apart (``Convolution/depthwise``, ``/grouped``,
+  ``/1x1``: :data:`SUBKINDS`, :func:`timing_key`); CPU profiles do, as onnxruntime runs each
+  class with its own kernel (:data:`CPU_KIND_FORMS`). The shipped GPU profiles do not.
 
 Units: times are milliseconds, sizes are MACs, FLOPs and bytes. A device *profile* is a
 JSON dict (see ``analyzer/devices/*.json``) holding one entry per kind with the coefficient
@@ -102,6 +105,15 @@ def _im2col(r: LayerResult) -> float:
     return float(r.gemm.k * r.gemm.m * r.gemm.groups * r.in_shapes[0][0])
 
 
+def is_depthwise(r: LayerResult) -> bool:
+    """A convolution with one input and one output channel per group (MobileNet's depthwise
+    3×3): CPU runtimes compute it with a direct per-channel kernel, not a GEMM."""
+    if r.layer.kind != "Convolution" or not r.in_shapes or not r.out_shapes:
+        return False
+    g = conv_geometry(r.layer, r.in_shapes[0])
+    return g["group"] > 1 and g["c_in"] == g["group"] == r.out_shapes[0][1]
+
+
 # Each feature in its unit: const and floor 1, *macs MACs, flops FLOPs, *bytes bytes, k and
 # im2col elements. winograd_macs + direct_macs = macs.
 FEATURES: dict[str, Callable[[LayerResult], float]] = {
@@ -119,6 +131,34 @@ FEATURES: dict[str, Callable[[LayerResult], float]] = {
     "direct_macs": lambda r: 0.0 if is_winograd_shape(r) else float(r.macs),
     "im2col": _im2col,
 }
+
+
+def conv_class(r: LayerResult) -> str:
+    """``depthwise``, ``grouped`` (other group counts > 1), ``1x1`` or ``""`` (any other
+    convolution): CPU runtimes run them with different kernels, so a CPU profile may fit
+    each on its own (see :func:`timing_key`)."""
+    if is_depthwise(r):
+        return "depthwise"
+    if r.gemm is not None and r.gemm.groups > 1:
+        return "grouped"
+    return "1x1" if _is_1x1(r) else ""
+
+
+# Kinds whose layers a profile may split into classes, each with its own fit
+# ("Convolution/depthwise"); a profile without a class's entry uses the kind's.
+SUBKINDS: dict[str, Callable[[LayerResult], str]] = {"Convolution": conv_class}
+
+
+def timing_key(r: LayerResult, keys: Mapping[str, Any]) -> str:
+    """The entry of ``keys`` (a profile's kinds, or a forms table) that times ``r``: its
+    ``kind/class`` when ``keys`` has one, else its kind."""
+    kind = r.layer.kind
+    classify = SUBKINDS.get(kind)
+    if classify is not None:
+        sub = classify(r)
+        if sub and f"{kind}/{sub}" in keys:
+            return f"{kind}/{sub}"
+    return kind
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,6 +295,19 @@ KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
     "Input": Form(("const",)),
     "Split": Form(("const",)),
 }
+# CPU profiles (``cnnstat calibrate``): onnxruntime runs depthwise, 1×1 and other
+# convolutions with different kernels (a depthwise 3×3 over 32 channels at 112² takes 0.03 ms
+# here, which a form shared with dense convolutions put at 0.07 ms), so each class gets its
+# own fit. Grouped convolutions stay with the rest: the grid's grouped points (ResNeXt-like,
+# 8 to 32 groups) say little about AlexNet's 2. On a CPU an inner product at a small batch
+# streams its weights while it multiplies: bytes and MACs may add rather than max().
+FC_SUM_FORM = Form(("const", "bytes", "macs"))
+CPU_KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
+    **KIND_FORMS,
+    "Convolution/depthwise": Form(("const", "in_bytes", "out_bytes", "macs")),
+    "Convolution/1x1": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
+    "InnerProduct": (Form(("const",), ("macs", "bytes")), FC_SUM_FORM),
+}
 # Other kinds: a launch floor or the bytes they move, whichever is slower, plus FLOPs.
 OTHER_FORM = Form(("const", "flops"), ("floor", "bytes"))
 FALLBACK_FORM = Form(("const",), ("floor", "bytes"))
@@ -335,7 +388,7 @@ def fit_kinds(samples: Sequence[Sample],
     (a floor or bytes over a bandwidth, fitted on every non-GEMM layer together)."""
     by_kind: dict[str, list[Sample]] = {}
     for s in samples:
-        by_kind.setdefault(s.layer.layer.kind, []).append(s)
+        by_kind.setdefault(timing_key(s.layer, forms), []).append(s)
     kinds: dict[str, Any] = {}
     for kind, group in sorted(by_kind.items()):
         choice = forms.get(kind, OTHER_FORM)
@@ -420,7 +473,7 @@ def load_profile(spec: str, where: str = "--device") -> Profile:
 def predict_layer(profile: Profile, layer: LayerResult) -> tuple[float, str | None]:
     """(forward ms, a note when the kind had no fit and a fallback model was used, else None)."""
     kind = layer.layer.kind
-    model = profile.kinds.get(kind)
+    model = profile.kinds.get(timing_key(layer, profile.kinds))
     if model is not None:
         return max(_model_ms(model, layer), 0.0), None
     if kind in ("Deconvolution",) and "Convolution" in profile.kinds:

@@ -257,8 +257,8 @@ def test_probe_net_is_ten_pointwise_depthwise_blocks():
 def test_probe_reference_and_state():
     from analyzer.probe import reference, same_state
 
-    assert reference([0.2] * 15 + [0.08] * 5) == 0.08  # the faster state, if it was seen
-    assert reference([0.2] * 19 + [0.08]) == 0.2  # a lone fast reading is not a state
+    assert reference([0.2] * 15 + [0.08] * 5) == 0.2  # the state most readings were in
+    assert reference([0.2] * 5 + [0.08] * 15) == 0.08
     assert same_state(0.114, 0.1) and same_state(0.086, 0.1)
     assert not same_state(0.116, 0.1) and not same_state(0.084, 0.1)
     assert not same_state(0.1, 0.0)
@@ -296,7 +296,7 @@ def _one_conv_plan(retry_seconds):
     # another state (1.6): the in-state measurement is kept
     ([1.0, 1.0, 1.6], [5.0, 3.0], 5.0, 0),
     # both passes touch the other state: measured again once the probe is back at 1.0
-    ([1.0, 1.6, 1.6, 1.0, 1.0], [5.0, 3.0, 7.0], 7.0, 1),
+    ([1.0, 1.6, 1.0, 1.0, 1.0], [5.0, 3.0, 7.0], 7.0, 1),
 ])
 def test_calibrate_keeps_points_measured_in_its_state(monkeypatch, readings, times, kept,
                                                       again):

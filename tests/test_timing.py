@@ -23,10 +23,13 @@ from analyzer.load import load_net
 from analyzer.timing import (
     CONV_FORM,
     CONV_WINOGRAD_FORM,
+    CPU_KIND_FORMS,
     FEATURES,
+    Form,
     Profile,
     Sample,
     choose_form,
+    conv_class,
     fit_profile,
     formula,
     is_winograd_shape,
@@ -35,6 +38,7 @@ from analyzer.timing import (
     nnls,
     predict_layer,
     predict_report,
+    timing_key,
 )
 
 DATA = REPO / "tests" / "data"
@@ -422,3 +426,56 @@ def test_zero_ms_samples_do_not_swamp_the_fit():
 def test_holdout_of_an_unmeasured_net_is_a_user_error():
     with pytest.raises(CnnstatError, match="--holdout names vgg16"):
         build_profile(log_runs(LOGS), ["vgg16"], {"name": "x"})
+
+
+CLASSES = """
+input: "data" input_shape { dim: 1 dim: 32 dim: 16 dim: 16 }
+layer { name: "dw" type: "Convolution" bottom: "data" top: "dw"
+        convolution_param { num_output: 32 kernel_size: 3 pad: 1 group: 32 } }
+layer { name: "g4" type: "Convolution" bottom: "data" top: "g4"
+        convolution_param { num_output: 32 kernel_size: 1 group: 4 } }
+layer { name: "pw" type: "Convolution" bottom: "data" top: "pw"
+        convolution_param { num_output: 16 kernel_size: 1 } }
+layer { name: "k3" type: "Convolution" bottom: "data" top: "k3"
+        convolution_param { num_output: 16 kernel_size: 3 } }
+layer { name: "mult" type: "Convolution" bottom: "data" top: "mult"
+        convolution_param { num_output: 64 kernel_size: 3 group: 32 } }
+"""
+
+
+def test_conv_classes_and_which_profile_entry_times_a_layer(tmp_path):
+    proto = tmp_path / "classes.prototxt"
+    proto.write_text(CLASSES)
+    layers = {r.layer.name: r for r in analyze(load_net(str(proto))).layers}
+    # a depthwise multiplier of 2 (64 outputs from 32 groups) is grouped, not depthwise
+    assert {n: conv_class(r) for n, r in layers.items() if r.layer.kind == "Convolution"} == {
+        "dw": "depthwise", "g4": "grouped", "pw": "1x1", "k3": "", "mult": "grouped"}
+    # a GPU profile has one Convolution entry; a CPU one a class's entry where it has one
+    assert timing_key(layers["dw"], {"Convolution": {}}) == "Convolution"
+    assert timing_key(layers["dw"], CPU_KIND_FORMS) == "Convolution/depthwise"
+    assert timing_key(layers["k3"], CPU_KIND_FORMS) == "Convolution"
+    assert timing_key(layers["g4"], CPU_KIND_FORMS) == "Convolution"  # no grouped entry
+    assert timing_key(layers["pw"], {"Convolution": {}, "Convolution/depthwise": {}}) == (
+        "Convolution")
+
+
+def test_each_conv_class_gets_its_own_fit_when_the_forms_name_it(tmp_path):
+    """Times where depthwise MACs cost 20× dense ones: one shared fit cannot follow both,
+    a fit per class reproduces each."""
+    proto = tmp_path / "classes.prototxt"
+    samples = []
+    for size in (8, 12, 16, 24, 32):
+        proto.write_text(CLASSES.replace("dim: 16 dim: 16", f"dim: {size} dim: {size}"))
+        for r in analyze(load_net(str(proto))).layers:
+            if r.layer.kind == "Convolution":
+                rate = 2e-8 if conv_class(r) == "depthwise" else 1e-9
+                samples.append(Sample(r, 0.005 + rate * r.macs, f"s{size}"))
+    forms = {"Convolution": CONV_FORM, "Convolution/depthwise": Form(("const", "macs"))}
+    profile = Profile("c", "", fit_profile(samples, {"name": "c"}, forms=forms))
+    assert set(profile.kinds) == {"Convolution", "Convolution/depthwise"}
+    assert profile.kinds["Convolution/depthwise"]["points"] == 5
+    for s in samples:
+        assert predict_layer(profile, s.layer)[0] == pytest.approx(s.ms, rel=0.02)
+    shared = Profile("s", "", fit_profile(samples, {"name": "s"}, forms={"Convolution": CONV_FORM}))
+    worst = max(abs(predict_layer(shared, s.layer)[0] / s.ms - 1) for s in samples)
+    assert worst > 0.2
