@@ -192,8 +192,14 @@ def _maps(quick: bool) -> list[Shape]:
             (1, 96, 55, 55), (1, 32, 17, 17)]
 
 
+# maps of the data-moving layers: ShuffleNetV2's stages and two wider ones
+_LAYOUT_MAPS: list[Shape] = [(1, 116, 28, 28), (1, 64, 56, 56), (1, 232, 14, 14),
+                             (1, 464, 7, 7), (1, 256, 28, 28), (1, 1024, 7, 7)]
+
+
 def other_points(quick: bool) -> list[Point]:
-    """Pooling, ReLU, Clip, Add, LRN, BatchNorm, Scale, Eltwise, Concat, Softmax, Flatten."""
+    """Pooling, ReLU, Clip, Add, LRN, BatchNorm, Scale, Eltwise, Concat, Softmax, Flatten,
+    and the data-moving Permute, Slice and Reshape (:func:`layout_points`)."""
     pts: list[Point] = []
     for x in _maps(quick):
         tag = "×".join(map(str, x[1:]))
@@ -213,8 +219,32 @@ def other_points(quick: bool) -> list[Point]:
         pts.append(single(f"concat 2 {tag}", "Concat", [x, x], axis=1))
         pts.append(single(f"concat 4 {tag}", "Concat", [x] * 4, axis=1))
         pts.append(single(f"flatten {tag}", "Flatten", [x], axis=1, end_axis=-1))
+    for x in _LAYOUT_MAPS[::3] if quick else _LAYOUT_MAPS:
+        pts += layout_points(x)
     for b, c in ((1, 1000), (8, 1000), (32, 1000), (1, 21 * 4096)):
         pts.append(single(f"softmax {b}×{c}", "Softmax", [(b, c)], axis=1))
+    return pts
+
+
+def layout_points(x: Shape) -> list[Point]:
+    """Layers that only move data, as ShuffleNetV2's channel split and shuffle do: a
+    transpose to channels-last, a split of the channels in two, a concat of two halves, a
+    reshape to 5-D groups and the 5-D transpose that swaps them."""
+    n, c, h, w = x
+    tag = "×".join(map(str, x[1:]))
+    inp = _input(x)
+    concat = Net(f"concat 2 {tag}", f"<calibrate concat {tag}>", "calibrate", (
+        _input(x, x), _layer("layer", "Concat", ("in0", "in1"), ("out",), axis=1)))
+    halves = _layer("layer", "Slice", inp.tops, ("a", "b"), axis=1, points=())
+    pts = [single(f"permute nhwc {tag}", "Permute", [x], order=(0, 2, 3, 1)),
+           Point(f"slice 2 {tag}", Net(f"slice 2 {tag}", f"<calibrate slice {tag}>",
+                                       "calibrate", (inp, halves))),
+           Point(f"concat 2 {tag}", concat)]
+    if c % 2 == 0:
+        pts.append(single(f"reshape groups {tag}", "Reshape", [x],
+                          shape=(n, 2, c // 2, h, w), axis=0, num_axes=-1))
+        pts.append(single(f"permute shuffle {tag}", "Permute", [(n, 2, c // 2, h, w)],
+                          order=(0, 2, 1, 3, 4)))
     return pts
 
 

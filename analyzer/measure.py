@@ -226,7 +226,9 @@ class Attribution:
 
     layer_ms: dict[str, float]  # layer name -> ms of the nodes charged to it
     fused_into: dict[str, str]  # layer name -> the layer whose node computes it
-    runtime_ms: dict[str, float] = field(default_factory=dict)  # inserted nodes (reorders)
+    # nodes no layer computes: layout reorders onnxruntime inserts, and an ONNX graph's shape
+    # arithmetic (Shape, Gather, Concat on shapes…) that cnnstat folds but the runtime runs
+    runtime_ms: dict[str, float] = field(default_factory=dict)
     node_layer: dict[str, str] = field(default_factory=dict)  # executed node -> layer
 
 
@@ -401,7 +403,7 @@ class Comparison:
     predicted_ms: float
     measured_ms: float
     measured_layers_ms: float  # sum of profiled node times
-    runtime_nodes_ms: float  # nodes onnxruntime inserted (reorders)
+    runtime_nodes_ms: float  # profiled nodes no layer computes (reorders, shape arithmetic)
     predicted_memory_bytes: int  # params + peak data + shared workspace
     measured_rss_bytes: int  # peak RSS growth from creating and running the session
     peak_rss_bytes: int
@@ -513,7 +515,8 @@ def print_table(c: Comparison, console: Any) -> None:
     console.print(table)
     mib = 1024 * 1024
     console.print(f"profiled nodes {c.measured_layers_ms:.3f} ms (+ {c.runtime_nodes_ms:.3f} ms "
-                  f"of inserted layout reorders); memory: predicted "
+                  f"in nodes no layer computes: layout reorders, shape arithmetic); "
+                  f"memory: predicted "
                   f"{c.predicted_memory_bytes / mib:.1f} MiB (params + peak data + workspace), "
                   f"measured RSS growth {c.measured_rss_bytes / mib:.1f} MiB "
                   f"(peak RSS {c.peak_rss_bytes / mib:.1f} MiB)")

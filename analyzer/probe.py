@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 TOLERANCE = 0.15  # a probe time within ×(1 ± 0.15) of the reference is the same state
-PROBE_SECONDS = 0.04  # each probe reading times the net for about this long
+PROBE_SECONDS = 0.02  # each probe reading times the net for about this long
 # after a reading, onnxruntime's idle pool threads spin a moment before they sleep: wait
 # that out so they do not take a core from what is measured next
 SETTLE_SECONDS = 0.01

@@ -470,15 +470,21 @@ def load_profile(spec: str, where: str = "--device") -> Profile:
     return Profile(str(data.get("name", path.stem)), str(path), data)
 
 
+# Kinds timed, when a profile has no fit of their own, by the fit of a kind doing the same work:
+# a deconvolution is a convolution's GEMM transposed, an ONNX Slice copies as Caffe's does.
+STAND_INS = {"Deconvolution": "Convolution", "StridedSlice": "Slice"}
+
+
 def predict_layer(profile: Profile, layer: LayerResult) -> tuple[float, str | None]:
     """(forward ms, a note when the kind had no fit and a fallback model was used, else None)."""
     kind = layer.layer.kind
     model = profile.kinds.get(timing_key(layer, profile.kinds))
     if model is not None:
         return max(_model_ms(model, layer), 0.0), None
-    if kind in ("Deconvolution",) and "Convolution" in profile.kinds:
-        ms = _model_ms(profile.kinds["Convolution"], layer)
-        return max(ms, 0.0), (f"no '{kind}' timings on {profile.name}: Convolution's model "
+    stand_in = STAND_INS.get(kind)
+    if stand_in in profile.kinds:
+        ms = _model_ms(profile.kinds[stand_in], layer)
+        return max(ms, 0.0), (f"no '{kind}' timings on {profile.name}: {stand_in}'s model "
                               "used (fallback, marked ~)")
     if layer.macs and "InnerProduct" in profile.kinds:
         ms = _model_ms(profile.kinds["InnerProduct"], layer)

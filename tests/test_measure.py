@@ -187,6 +187,19 @@ def test_quick_grid_covers_the_kinds_and_conv_axes():
     assert r.gemm.groups == r.in_shapes[0][1] and r.gemm.n == 1  # one filter per channel
 
 
+def test_layout_points_are_shufflenet_moves_with_exact_shapes():
+    points = calibrate.layout_points((1, 116, 28, 28))
+    shapes = {p.label.split(" 116")[0]: analyze(p.net).layers[-1].out_shapes for p in points}
+    assert shapes == {"permute nhwc": ((1, 28, 28, 116),),
+                      "slice 2": ((1, 58, 28, 28), (1, 58, 28, 28)),
+                      "concat 2": ((1, 232, 28, 28),),
+                      "reshape groups": ((1, 2, 58, 28, 28),),
+                      "permute shuffle": ((1, 58, 2, 28, 28),)}
+    for p in points:
+        export(analyze(p.net))  # every one lowers to ONNX
+    assert len(calibrate.layout_points((1, 7, 4, 4))) == 3  # odd channels: no 2-group shuffle
+
+
 def _tiny_plan() -> calibrate.Plan:
     return calibrate.Plan(
         points=(calibrate.aliases(),

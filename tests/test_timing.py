@@ -479,3 +479,22 @@ def test_each_conv_class_gets_its_own_fit_when_the_forms_name_it(tmp_path):
     shared = Profile("s", "", fit_profile(samples, {"name": "s"}, forms={"Convolution": CONV_FORM}))
     worst = max(abs(predict_layer(shared, s.layer)[0] / s.ms - 1) for s in samples)
     assert worst > 0.2
+
+
+def test_onnx_slice_is_timed_by_the_slice_fit_and_flagged(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])
+    consts = [helper.make_tensor(n, TensorProto.INT64, [1], [v])
+              for n, v in (("starts", 0), ("ends", 4), ("axes", 1))]
+    graph = helper.make_graph([helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"],
+                                                name="half")], "g", [x], [y], consts)
+    path = tmp_path / "slice.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    layer = next(r for r in analyze(load_net(str(path))).layers if r.layer.name == "half")
+    assert layer.layer.kind == "StridedSlice" and layer.out_shapes == ((1, 4, 4, 4),)
+    profile = Profile("s", "", {"kinds": {"Slice": {"coef": {"sum": {"const": 0.004}}}}})
+    ms, note = predict_layer(profile, layer)
+    assert ms == pytest.approx(0.004) and "Slice's model used" in note
