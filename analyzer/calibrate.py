@@ -18,6 +18,9 @@ Properties of the runtime are measured too, not assumed:
   run, and the pair is listed when fewer of its layers run a node than it has;
 - **per_layer_overhead_ms**: the wall time of a run per layer, on chains of nodes that
   cost next to nothing; the same chains give the profiler's cost per node.
+- **probe**: the machine's state while it measured (:mod:`analyzer.probe`), read between
+  points; points measured in another state are measured again, and ``cnnstat measure``
+  compares only sessions run in the same state.
 
 Times are milliseconds.
 """
