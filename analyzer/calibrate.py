@@ -17,7 +17,8 @@ Properties of the runtime are measured too, not assumed:
   Conv+Scale, Conv+ReLU, Conv+Clip, Conv+Eltwise/Add, InnerProduct+ReLU, …) a small net is
   run, and the pair is listed when fewer of its layers run a node than it has;
 - **per_layer_overhead_ms**: the wall time of a run per layer, on chains of nodes that
-  cost next to nothing; the same chains give the profiler's cost per node.
+  cost next to nothing (the same chains give the profiler's cost per node), or what the
+  probe net's run costs per layer beyond its layers' fitted times, whichever is larger;
 - **probe**: the machine's state while it measured (:mod:`analyzer.probe`), read between
   points; points measured in another state are measured again, and ``cnnstat measure``
   compares only sessions run in the same state.
@@ -573,7 +574,27 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
     if "quality" in check and "holdout_per_layer" in check["quality"]:
         profile["quality"]["holdout_per_layer"] = check["quality"]["holdout_per_layer"]
         profile["quality"]["holdout_note"] = "fitted on 4/5 of the grid, checked on the rest"
+    if "probe" in measured:
+        chains = measured["per_layer_overhead_ms"]
+        gap = probe_gap_ms(profile, measured["probe"]["ms"])
+        profile["per_layer_overhead_ms"] = round(max(chains, gap), 6)
+        profile["per_layer_overhead_sources"] = {
+            "chains_ms": round(chains, 6), "probe_gap_ms": round(gap, 6),
+            "note": "the larger of: a run of near-free nodes per node; what the probe net's "
+                    "run costs per layer beyond the sum of its layers' fitted times"}
     return profile
+
+
+def probe_gap_ms(profile: dict[str, Any], probe_ms: float) -> float:
+    """What a run of the probe net (:mod:`analyzer.probe`) costs per layer beyond the sum of
+    its layers' times as ``profile`` predicts them (ms; negative when they overshoot): the
+    gap between layers of a real chain, as ``caffe time`` shows one per layer on a GPU."""
+    from analyzer.probe import probe_net
+    from analyzer.timing import Profile, predict_report
+
+    report = predict_report(analyze(probe_net()), Profile("calibrating", "", profile))
+    layers_ms = sum(r.time_ms or 0.0 for r in report.layers)
+    return (probe_ms - layers_ms) / len(report.layers)
 
 
 def default_output() -> Path:

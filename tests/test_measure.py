@@ -223,6 +223,10 @@ def test_calibrate_tiny_plan_builds_samples_and_profile():
     assert profile["hardware"]["logical_cores"] >= 1
     assert profile["software"]["onnxruntime"] == ort.__version__
     assert "Convolution" in profile["kinds"]
+    src = profile["per_layer_overhead_sources"]
+    assert src["probe_gap_ms"] == round(calibrate.probe_gap_ms(profile, measured["probe"]["ms"]),
+                                        6)
+    assert profile["per_layer_overhead_ms"] == max(src["chains_ms"], src["probe_gap_ms"])
 
 
 def test_measure_needs_a_device(capsys):
@@ -355,6 +359,14 @@ def test_measure_sets_aside_sessions_run_in_another_state(monkeypatch, tmp_path,
     assert c.measured_ms == wall  # the median kept session (12: of 11 and 12 once 10 is aside)
     assert c.sessions_set_aside == aside and c.state_matched is matched
     assert c.probe_reference_ms == 1.0 and c.probe_ms == (1.0 if matched else 1.5)
+
+
+def test_probe_gap_is_the_probe_run_beyond_its_layers():
+    """A profile timing every convolution at 5 µs: the probe's 20 convolutions sum to 0.1 ms,
+    so a 0.163 ms probe run leaves 0.063 ms over its 21 layers (input included)."""
+    profile = {"kinds": {"Convolution": {"coef": {"sum": {"const": 0.005}}}}}
+    assert calibrate.probe_gap_ms(profile, 0.163) == pytest.approx(0.003)
+    assert calibrate.probe_gap_ms(profile, 0.079) == pytest.approx(-0.001)
 
 
 def test_profile_without_this_probe_is_not_gated():
