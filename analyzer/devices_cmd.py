@@ -50,6 +50,11 @@ def summary(profile: Profile) -> dict[str, Any]:
             "median_rel_error"),
         "holdout_total_max_abs_rel_error": (max(abs(t["rel_error"]) for t in totals)
                                             if totals else None),
+        # a calibrated profile checks a fit on 4/5 of its grid on the other fifth
+        "holdout_points": q.get("holdout_per_layer", {}).get("points"),
+        "holdout_point_median_rel_error": q.get("holdout_per_layer", {}).get(
+            "median_rel_error"),
+        "holdout_note": q.get("holdout_note"),
     }
 
 
@@ -58,10 +63,16 @@ def _list(profiles: list[Profile]) -> str:
     for p in profiles:
         s = summary(p)
         where = "shipped" if s["shipped"] else s["path"]
-        held = (f"held out {', '.join(s['holdout_nets'])}: net total within "
-                f"±{_pct(s['holdout_total_max_abs_rel_error'])}, per-layer median "
-                f"{_pct(s['holdout_layer_median_rel_error'])}"
-                if s["holdout_nets"] else "no held-out check")
+        if s["holdout_note"] and s["holdout_points"]:  # a calibrated profile: grid points
+            held = (f"{s['holdout_note']}: per-layer median "
+                    f"{_pct(s['holdout_point_median_rel_error'])} over {s['holdout_points']} "
+                    "layers")
+        elif s["holdout_nets"]:
+            held = (f"held out {', '.join(s['holdout_nets'])}: net total within "
+                    f"±{_pct(s['holdout_total_max_abs_rel_error'])}, per-layer median "
+                    f"{_pct(s['holdout_layer_median_rel_error'])}")
+        else:
+            held = "no held-out check"
         nets = ", ".join(s["fit_nets"]) or f"{s['fit_net_count']} nets"
         lines += [f"{s['name']}  ({where})",
                   f"    hardware: {_text(s['hardware'])}",

@@ -229,6 +229,19 @@ def test_calibrate_tiny_plan_builds_samples_and_profile():
     assert profile["per_layer_overhead_ms"] == max(src["chains_ms"], src["probe_gap_ms"])
 
 
+def test_devices_shows_a_calibrated_profiles_grid_check(tmp_path, capsys):
+    profile = calibrate.build_profile("tiny", calibrate.run_plan(_tiny_plan(), 1, False), 1,
+                                      True, 0.5)
+    held = profile["quality"]["holdout_per_layer"]
+    device = tmp_path / "tiny.json"
+    device.write_text(json.dumps(profile))
+    assert cli.main(["devices", str(device)]) == 0
+    out = capsys.readouterr().out
+    assert (f"fitted on 4/5 of the grid, checked on the rest: per-layer median "
+            f"{held['median_rel_error']:.1%} over {held['points']} layers") in out
+    assert "Convolution" in out and "machine state at calibration: probe" in out
+
+
 def test_measure_needs_a_device(capsys):
     assert cli.main(["measure", str(MODELS / "alexnet.prototxt")]) == 2
     assert "measure needs --device" in capsys.readouterr().err
