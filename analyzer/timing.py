@@ -17,9 +17,9 @@ inner product's as linear in in·out. This module keeps that idea and adds what 
   small batch reading the weight matrix dominates;
 - other kinds take a launch floor or their bytes over a bandwidth, whichever is slower,
   plus a FLOPs term.
-- a profile may time a kind's classes apart (``Convolution/depthwise``, ``/grouped``,
-  ``/1x1``: :data:`SUBKINDS`, :func:`timing_key`); CPU profiles do, as onnxruntime runs each
-  class with its own kernel (:data:`CPU_KIND_FORMS`). The shipped GPU profiles do not.
+- a profile may time a kind's classes apart (``Convolution/depthwise``, ``Convolution/1x1``:
+  :data:`SUBKINDS`, :func:`timing_key`); CPU profiles do for those two, as onnxruntime runs
+  each with its own kernel (:data:`CPU_KIND_FORMS`). The shipped GPU profiles do not.
 
 Units: times are milliseconds, sizes are MACs, FLOPs and bytes. A device *profile* is a
 JSON dict (see ``analyzer/devices/*.json``) holding one entry per kind with the coefficient
@@ -154,7 +154,8 @@ def timing_key(r: LayerResult, keys: Mapping[str, Any]) -> str:
     ``kind/class`` when ``keys`` has one, else its kind."""
     kind = r.layer.kind
     classify = SUBKINDS.get(kind)
-    if classify is not None:
+    # classify only where ``keys`` splits the kind: a GPU profile's convolutions skip it
+    if classify is not None and any(k.startswith(kind + "/") for k in keys):
         sub = classify(r)
         if sub and f"{kind}/{sub}" in keys:
             return f"{kind}/{sub}"
