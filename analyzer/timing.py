@@ -262,7 +262,7 @@ def fit_form(layers: Sequence[LayerResult], ms: Sequence[float], form: Form) -> 
         coef = _weighted_nnls(np.column_stack([x, work]), y)
         pred = np.column_stack([x, work]) @ coef
         err = float(np.sum(((pred - y) / np.maximum(y, MIN_MS)) ** 2))
-        if best is None or err < best[0]:
+        if best is None or err < best[0] * (1 - 1e-9):  # near-ties keep the smaller ratio
             best = (err, {"sum": {t: float(c) for t, c in zip(form.terms, coef[:-1])},
                           "max": {form.peak[0]: float(coef[-1]),
                                   form.peak[1]: float(coef[-1] * ratio)}})
