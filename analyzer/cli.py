@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from analyzer import __version__
@@ -79,11 +80,18 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(batch=args.batch, shapes=shapes, dtype=args.dtype)
 
 
-def analyze_path(source: str, args: argparse.Namespace) -> Report:
-    """Load and analyse one model as the options say; with --device, predict time too."""
+def analyze_path(source: str, args: argparse.Namespace, own_shapes_only: bool = False) -> Report:
+    """Load and analyse one model as the options say; with --device, predict time too.
+
+    With ``own_shapes_only``, an --input-shape naming no blob of this net is left to the
+    other net of a diff instead of being an error (the caller checks that some net has it).
+    """
     opts = options_from(args)
     net = load_source(source, phase=args.phase, stages=tuple(args.stage), level=args.level,
                       batch=opts.batch, shapes=dict(opts.shapes))
+    if own_shapes_only:
+        tops = {t for layer in net.layers for t in layer.tops}
+        opts = replace(opts, shapes={k: v for k, v in opts.shapes.items() if k in tops})
     report = analyze(net, opts)
     if getattr(args, "device", None):
         from analyzer.timing import predict_report

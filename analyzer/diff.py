@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.analysis import LayerResult, Report
-from analyzer.cli import _Parser, add_model_options, analyze_path, write_output
+from analyzer.cli import _Parser, add_model_options, analyze_path, options_from, write_output
 from analyzer.errors import CnnstatError
 from analyzer.render import count, nbytes, shape_str
 
@@ -675,8 +675,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def diff_sources(old: str, new: str, args: argparse.Namespace) -> NetDiff:
-    return diff_reports(analyze_path(old, args), analyze_path(new, args),
-                        getattr(args, "match", "auto"))
+    """Analyse both versions and diff them. An --input-shape shapes the version(s) having a
+    blob of that name, so each side of a Caffe-vs-ONNX diff (``data`` vs ``input``) or of a
+    renamed input gets its own; a name that neither has is an error."""
+    a = analyze_path(old, args, own_shapes_only=True)
+    b = analyze_path(new, args, own_shapes_only=True)
+    tops = {t for report in (a, b) for r in report.layers for t in r.layer.tops}
+    for name in options_from(args).shapes:
+        if name not in tops:
+            raise CnnstatError(f"--input-shape names '{name}', a blob of neither version "
+                               f"(inputs: {', '.join(a.inputs) or 'none'} before, "
+                               f"{', '.join(b.inputs) or 'none'} after)", f"{old} vs {new}")
+    return diff_reports(a, b, getattr(args, "match", "auto"))
 
 
 def main(argv: Sequence[str]) -> int:

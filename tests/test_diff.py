@@ -330,6 +330,26 @@ def test_caffe_squeezenet_against_torchvisions_onnx(capsys):
     assert [r["new"]["kind"] for r in doc["layers"] if r["status"] == "added"] == ["Flatten"]
 
 
+def test_each_side_of_a_cross_format_diff_takes_its_own_input_shape(capsys):
+    # Caffe names SqueezeNet's input 'data' (227×227 in the file), torchvision 'input' (N×3×224×224):
+    # one --input-shape per side puts both at 224×224, and then only the layers differ.
+    proto = need(CAFFE_CORPUS / "squeezenet_v1.1_deploy.prototxt")
+    onnx_path = need(ONNX_CORPUS / "squeezenet1_1.onnx")
+    doc = run_json(capsys, str(proto), str(onnx_path), "--input-shape", "data=1,3,224,224",
+                   "--input-shape", "input=1,3,224,224")
+    assert doc["old"]["inputs"] == {"data": [1, 3, 224, 224]}
+    assert doc["new"]["inputs"] == {"input": [1, 3, 224, 224]}
+    assert doc["totals"]["old"]["macs"] == doc["totals"]["new"]["macs"] == 349_151_936
+    # no layer changed: left are the Caffe-only Splits, drop9 and prob, and ONNX's Flatten
+    assert doc["counts"] == {"changed": 0, "added": 1, "removed": 10, "renamed": 0,
+                             "unchanged": 65}
+    assert main(["diff", str(proto), str(onnx_path), "--input-shape", "image=1,3,224,224",
+                 "--batch", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--input-shape names 'image', a blob of neither version (inputs: data before, " \
+        "input after)" in err and err.count("\n") == 1, err
+
+
 # --------------------------------------------------------------------------- sources
 
 
