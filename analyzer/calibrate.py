@@ -52,10 +52,18 @@ from analyzer.measure import REORDER_OPS, attribute, require_ort, tensor_layers,
 
 @dataclass(frozen=True)
 class Point:
-    """One grid point: a small net and the layer of it that is being measured."""
+    """One grid point: a small net and the layer of it that is being measured.
+
+    ``streams`` marks a point bound by reading its weights from memory (a batch-1 inner
+    product). The host's memory bandwidth has fast spells the compute probe cannot see
+    (measured on this 2-core VM, a 9216→4096 fc alone or as AlexNet's fc6 in some 60
+    sessions: 1.7–1.9 ms in five of them, in spells of seconds, 2.7–3.3 ms in the rest), so
+    of such a point's readings the slower is kept, not the faster.
+    """
 
     label: str
     net: Net
+    streams: bool = False
 
 
 def _layer(name: str, kind: str, bottoms: Sequence[str], tops: Sequence[str],
@@ -72,7 +80,7 @@ COPY = "copy"  # name prefix of the copies of a layer measured together
 
 
 def single(label: str, kind: str, shapes: Sequence[Shape], copies: int = 1,
-           **attrs: Any) -> Point:
+           streams: bool = False, **attrs: Any) -> Point:
     """A net of one ``kind`` layer (named ``layer``) reading inputs of ``shapes``.
 
     With ``copies`` > 1 the net holds that many copies (``copy0``, ``copy1``, …, each with
@@ -86,7 +94,7 @@ def single(label: str, kind: str, shapes: Sequence[Shape], copies: int = 1,
     else:
         layers = (inp, *(_layer(f"{COPY}{c}", kind, inp.tops, (f"out{c}",), **attrs)
                          for c in range(copies)))
-    return Point(label, Net(label, f"<calibrate {label}>", "calibrate", layers))
+    return Point(label, Net(label, f"<calibrate {label}>", "calibrate", layers), streams)
 
 
 def _conv_attrs(c_out: int, k: int, s: int, group: int) -> dict[str, Any]:
@@ -164,27 +172,56 @@ def mobile_points(quick: bool) -> list[Point]:
 def fc_points(quick: bool) -> list[Point]:
     """Inner products over input width × output width × batch. Half the grid is classifier
     heads whose weights outgrow the caches (fc6/fc7-like, where an FC costs most), the rest
-    smaller layers."""
+    smaller layers. A batch-1 point reads each weight once, so its time is the time to
+    stream its weights from memory: it gets enough copies to hold :func:`stream_bytes` of
+    weights (a classifier head in a net reads weights that no cache holds)."""
     batches = (1, 10, 32) if not quick else (1, 16)
     grid = [*itertools.product((4096, 9216), (4096,), batches),
             *itertools.product((2048, 4096), (1000,), batches[:2]), (1024, 1000, 1),
             (1280, 1000, 1), (512, 1000, 1), (256, 10, 1)]
-    return [single(f"fc {i}→{o} b{b}", "InnerProduct", [(b, i)], num_output=o, bias=True,
-                   axis=1, copies=_copies(i * o * 4))
-            for i, o, b in grid]
+    stream = stream_bytes()
+    points = []
+    for i, o, b in grid:
+        weights = i * o * 4
+        streams = b == 1 and weights >= 2**20
+        copies = _copies(weights, stream, 64) if streams else _copies(weights)
+        points.append(single(f"fc {i}→{o} b{b}", "InnerProduct", [(b, i)], num_output=o,
+                             bias=True, axis=1, copies=copies, streams=streams))
+    return points
 
 
 _EVICT_BYTES = 96 * 2**20  # more weights than any CPU's last-level cache per core group
 
 
-def _copies(weight_bytes: int) -> int:
-    """How many copies of a layer make its weights leave the caches between its runs.
+def _copies(weight_bytes: int, evict_bytes: int = _EVICT_BYTES, most: int = 12) -> int:
+    """How many copies of a layer make its weights leave the caches between its runs
+    (``evict_bytes`` of weights in all, at most ``most`` copies).
 
     At least two: onnxruntime runs a graph of one node markedly slower than the same node
     inside a graph (measured: a 64→64 3×3 conv at 56², 0.86 ms alone, 0.43 ms as one of
     two or more), so a layer is never timed alone.
     """
-    return max(2, min(12, -(-_EVICT_BYTES // max(weight_bytes, 1))))
+    return max(2, min(most, -(-evict_bytes // max(weight_bytes, 1))))
+
+
+_STREAM_BYTES = 256 * 2**20
+
+
+def stream_bytes() -> int:
+    """Weights to stream per batch-1 inner-product point: 256 MiB, or an eighth of the
+    memory available (the point's session holds its weights about twice over).
+
+    96 MiB is not enough on every host: on this project's 2-core EPYC VM a 4096→4096 fc
+    measured 1.20–1.24 ms as 2 copies (134 MB), and 1.41–1.47 ms as 4, 6 or 8 copies
+    (268–537 MB; three runs each), which is what AlexNet's fc7 takes inside the net.
+    """
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return min(_STREAM_BYTES, int(line.split()[1]) * 1024 // 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _STREAM_BYTES
 
 
 def _maps(quick: bool) -> list[Shape]:
@@ -450,8 +487,9 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     Every layer point is measured twice, the second pass in reverse order. The probe is read
     between measurements; its reference is the state most of the run was in
     (:func:`analyzer.probe.reference`). Of a point's measurements, those with the probe in
-    that state before and after win, the faster of them is kept; points with none are
-    measured again, for up to ``p.retry_seconds``.
+    that state before and after win, the faster of them is kept (the slower, for a
+    point that ``streams``); points with none are measured again, for up to
+    ``p.retry_seconds``.
     """
     from analyzer.probe import DESCRIPTION, Probe, reference, same_state
 
@@ -484,11 +522,14 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
 
         best: dict[int, _Timed] = {}
 
+        def rank(t: _Timed) -> tuple[bool, float]:
+            ms = sum(t.m.layer_ms.values())
+            return not in_state(t), -ms if t.point.streams else ms
+
         def consider(t: _Timed) -> None:
-            key, old = id(t.point), best.get(id(t.point))
-            rank = (not in_state(t), sum(t.m.layer_ms.values()))
-            if old is None or rank < (not in_state(old), sum(old.m.layer_ms.values())):
-                best[key] = t
+            old = best.get(id(t.point))
+            if old is None or rank(t) < rank(old):
+                best[id(t.point)] = t
 
         for t in timed:
             if t.what == "layer":

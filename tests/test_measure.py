@@ -343,6 +343,35 @@ def test_calibrate_keeps_points_measured_in_its_state(monkeypatch, readings, tim
     assert measured["probe"]["points_out_of_state"] == 0
 
 
+@pytest.mark.parametrize("streams, kept", [(False, 3.0), (True, 5.0)])
+def test_calibrate_keeps_the_slower_reading_of_a_streaming_point(monkeypatch, streams, kept):
+    from analyzer import probe
+
+    monkeypatch.setattr(probe, "Probe", _ScriptedProbe([1.0] * 3))  # both passes in state
+    script = iter([5.0, 3.0])
+    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats:
+                        _fake_measured(point, next(script)))
+    fc = calibrate.single("fc", "InnerProduct", [(1, 64)], num_output=8, bias=True, axis=1,
+                          streams=streams)
+    plan = calibrate.Plan(points=(fc,), fusion_points=(), chains=(), repeats=1, passes=2)
+    measured = calibrate.run_plan(plan, 1, show=False)
+    assert [s.ms for s in measured["samples"]] == [kept]
+
+
+def test_batch1_fc_points_stream_a_quarter_gib_of_weights(monkeypatch):
+    monkeypatch.setattr(calibrate, "stream_bytes", lambda: 256 * 2**20)
+    points = {q.label: q for q in calibrate.fc_points(quick=False)}
+    copies = {label: len(q.net.layers) - 1 for label, q in points.items()}
+    streams = {label for label, q in points.items() if q.streams}
+    assert streams == {"fc 4096→4096 b1", "fc 9216→4096 b1", "fc 2048→1000 b1",
+                       "fc 4096→1000 b1", "fc 1024→1000 b1", "fc 1280→1000 b1",
+                       "fc 512→1000 b1"}
+    # 4096·4096·4 B = 64 MiB: four copies; 9216→4096 (144 MiB): two; 4096→1000: 17
+    assert copies["fc 4096→4096 b1"] == 4 and copies["fc 9216→4096 b1"] == 2
+    assert copies["fc 4096→1000 b1"] == 17 and copies["fc 512→1000 b1"] == 64
+    assert copies["fc 4096→4096 b10"] == 2 and copies["fc 256→10 b1"] == 12  # 96 MiB rule
+
+
 def _state_profile(tmp_path, probe_ms):
     from analyzer.probe import DESCRIPTION
 
