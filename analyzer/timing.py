@@ -134,12 +134,18 @@ FEATURES: dict[str, Callable[[LayerResult], float]] = {
 
 
 def conv_class(r: LayerResult) -> str:
-    """``depthwise``, ``grouped`` (other group counts > 1), ``1x1`` or ``""`` (any other
-    convolution): CPU runtimes run them with different kernels, so a CPU profile may fit
-    each on its own (see :func:`timing_key`)."""
+    """``depthwise``, ``grouped`` (3 or more groups, not depthwise: ResNeXt, ShuffleNet v1),
+    ``1x1`` or ``""`` (any other convolution, AlexNet's two-group ones included): CPU
+    runtimes run them with different kernels, so a CPU profile may fit each on its own (see
+    :func:`timing_key`).
+
+    Two groups stay with the dense convolutions: each half is a conv of dense size, and a
+    fit on dense points alone predicts AlexNet's conv2/4/5 in onnxruntime within 12 %, while
+    the grid's 8- and 32-group points run 0.2–2.4× what that fit says.
+    """
     if is_depthwise(r):
         return "depthwise"
-    if r.gemm is not None and r.gemm.groups > 1:
+    if r.gemm is not None and r.gemm.groups > 2:
         return "grouped"
     return "1x1" if _is_1x1(r) else ""
 
@@ -296,17 +302,20 @@ KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
     "Input": Form(("const",)),
     "Split": Form(("const",)),
 }
-# CPU profiles (``cnnstat calibrate``): onnxruntime runs depthwise, 1×1 and other
-# convolutions with different kernels (a depthwise 3×3 over 32 channels at 112² takes 0.03 ms
-# here, which a form shared with dense convolutions put at 0.07 ms), so each class gets its
-# own fit. Grouped convolutions stay with the rest: the grid's grouped points (ResNeXt-like,
-# 8 to 32 groups) say little about AlexNet's 2. On a CPU an inner product at a small batch
+# CPU profiles (``cnnstat calibrate``): onnxruntime runs depthwise, 1×1, many-group and
+# other convolutions with different kernels (a depthwise 3×3 over 32 channels at 112² takes
+# 0.03 ms here, which a form shared with dense convolutions put at 0.07 ms), so each class
+# gets its own fit. A dense convolution may also be charged for the im2col elements it
+# gathers (CONV_IM2COL_FORM, a candidate). On a CPU an inner product at a small batch
 # streams its weights while it multiplies: bytes and MACs may add rather than max().
+CONV_IM2COL_FORM = Form(("const", "in_bytes", "out_bytes", "param_bytes", "im2col", "macs"))
 FC_SUM_FORM = Form(("const", "bytes", "macs"))
 CPU_KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
     **KIND_FORMS,
+    "Convolution": (CONV_FORM, CONV_WINOGRAD_FORM, CONV_IM2COL_FORM),
     "Convolution/depthwise": Form(("const", "in_bytes", "out_bytes", "macs")),
     "Convolution/1x1": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
+    "Convolution/grouped": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
     "InnerProduct": (Form(("const",), ("macs", "bytes")), FC_SUM_FORM),
 }
 # Other kinds: a launch floor or the bytes they move, whichever is slower, plus FLOPs.

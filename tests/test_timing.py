@@ -440,6 +440,8 @@ layer { name: "k3" type: "Convolution" bottom: "data" top: "k3"
         convolution_param { num_output: 16 kernel_size: 3 } }
 layer { name: "mult" type: "Convolution" bottom: "data" top: "mult"
         convolution_param { num_output: 64 kernel_size: 3 group: 32 } }
+layer { name: "g2" type: "Convolution" bottom: "data" top: "g2"
+        convolution_param { num_output: 32 kernel_size: 3 group: 2 } }
 """
 
 
@@ -447,14 +449,17 @@ def test_conv_classes_and_which_profile_entry_times_a_layer(tmp_path):
     proto = tmp_path / "classes.prototxt"
     proto.write_text(CLASSES)
     layers = {r.layer.name: r for r in analyze(load_net(str(proto))).layers}
-    # a depthwise multiplier of 2 (64 outputs from 32 groups) is grouped, not depthwise
+    # a depthwise multiplier of 2 (64 outputs from 32 groups) is grouped, not depthwise;
+    # AlexNet's two groups are dense
     assert {n: conv_class(r) for n, r in layers.items() if r.layer.kind == "Convolution"} == {
-        "dw": "depthwise", "g4": "grouped", "pw": "1x1", "k3": "", "mult": "grouped"}
+        "dw": "depthwise", "g4": "grouped", "pw": "1x1", "k3": "", "mult": "grouped", "g2": ""}
     # a GPU profile has one Convolution entry; a CPU one a class's entry where it has one
     assert timing_key(layers["dw"], {"Convolution": {}}) == "Convolution"
     assert timing_key(layers["dw"], CPU_KIND_FORMS) == "Convolution/depthwise"
     assert timing_key(layers["k3"], CPU_KIND_FORMS) == "Convolution"
-    assert timing_key(layers["g4"], CPU_KIND_FORMS) == "Convolution"  # no grouped entry
+    assert timing_key(layers["g4"], CPU_KIND_FORMS) == "Convolution/grouped"
+    assert timing_key(layers["g2"], CPU_KIND_FORMS) == "Convolution"
+    assert timing_key(layers["g4"], {"Convolution": {}, "Convolution/1x1": {}}) == "Convolution"
     assert timing_key(layers["pw"], {"Convolution": {}, "Convolution/depthwise": {}}) == (
         "Convolution")
 
