@@ -190,7 +190,7 @@ def fc_points(quick: bool) -> list[Point]:
     return points
 
 
-_EVICT_BYTES = 96 * 2**20  # more weights than any CPU's last-level cache per core group
+_EVICT_BYTES = 96 * 2**20  # weights a conv point's copies hold (a batch-1 fc: stream_bytes)
 
 
 def _copies(weight_bytes: int, evict_bytes: int = _EVICT_BYTES, most: int = 12) -> int:
