@@ -152,6 +152,21 @@ def conv_points(n: int, rng: np.random.Generator, batch: int = 1) -> list[Point]
     return points
 
 
+def first_points(quick: bool) -> list[Point]:
+    """First layers: an RGB image (3 channels at 224²) into 16–96 filters with the kernels
+    and strides ImageNet nets open with (3×3 s2 MobileNet/MnasNet/SqueezeNet, 7×7 s2
+    ResNet/GoogLeNet, 11×11 s4 AlexNet): the points of the ``image`` class
+    (:func:`analyzer.timing.conv_class`). The random grid draws few of them, and only with
+    8 or 12 filters: fitted with the other dense convolutions and without these, the first
+    layers of the 11 benchmark nets were predicted at 1.06–2.2× their time in onnxruntime;
+    fitted on these as a class of their own, at 0.77–1.08× (one calibration, fast state)."""
+    shapes = [(c, k, s) for c in (16, 32, 64, 96)
+              for k, s in ((3, 1), (3, 2), (5, 2), (7, 2), (11, 4))]
+    return [single(f"conv 3→{c} 224² k{k} s{s} g1", "Convolution", [(1, 3, 224, 224)],
+                   copies=2, **_conv_attrs(c, k, s, 1))
+            for c, k, s in (shapes[::3] if quick else shapes)]
+
+
 # (spatial size, channels) of depthwise and 1×1 convolutions along mobile nets (MobileNet v1/v2,
 # MnasNet, ShuffleNetV2; 58 and 116 are not multiples of 8)
 _MOBILE_STAGES = [(112, 32), (112, 16), (56, 72), (56, 144), (28, 58), (28, 144), (28, 240),
@@ -452,7 +467,7 @@ class Plan:
 def plan(quick: bool, seed: int = 0) -> Plan:
     rng = np.random.default_rng(seed)
     convs = conv_points(40 if quick else 140, rng)
-    points = [aliases(), *convs, *mobile_points(quick), *fc_points(quick),
+    points = [aliases(), *convs, *first_points(quick), *mobile_points(quick), *fc_points(quick),
               *other_points(quick)]
     fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
     chains = (chain("chain 20", 20), chain("chain 40", 40))

@@ -135,9 +135,10 @@ FEATURES: dict[str, Callable[[LayerResult], float]] = {
 
 def conv_class(r: LayerResult) -> str:
     """``depthwise``, ``grouped`` (3 or more groups, not depthwise: ResNeXt, ShuffleNet v1),
-    ``1x1`` or ``""`` (any other convolution, AlexNet's two-group ones included): CPU
-    runtimes run them with different kernels, so a CPU profile may fit each on its own (see
-    :func:`timing_key`).
+    ``image`` (reads at most 4 channels: a net's first layer over an RGB image), ``1x1`` or
+    ``""`` (any other convolution, AlexNet's two-group ones included): CPU runtimes run them
+    with different kernels (onnxruntime's NCHWc path reads an image in plain NCHW), so a CPU
+    profile may fit each on its own (see :func:`timing_key`).
 
     Two groups stay with the dense convolutions: each half is a conv of dense size, and a
     fit on dense points alone predicts AlexNet's conv2/4/5 in onnxruntime within 12 %, while
@@ -147,6 +148,8 @@ def conv_class(r: LayerResult) -> str:
         return "depthwise"
     if r.gemm is not None and r.gemm.groups > 2:
         return "grouped"
+    if r.in_shapes and len(r.in_shapes[0]) > 1 and r.in_shapes[0][1] <= 4:
+        return "image"
     return "1x1" if _is_1x1(r) else ""
 
 
@@ -302,10 +305,10 @@ KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
     "Input": Form(("const",)),
     "Split": Form(("const",)),
 }
-# CPU profiles (``cnnstat calibrate``): onnxruntime runs depthwise, 1×1, many-group and
-# other convolutions with different kernels (a depthwise 3×3 over 32 channels at 112² takes
-# 0.03 ms here, which a form shared with dense convolutions put at 0.07 ms), so each class
-# gets its own fit. A dense convolution may also be charged for the im2col elements it
+# CPU profiles (``cnnstat calibrate``): onnxruntime runs depthwise, 1×1, many-group, first
+# (image) and other convolutions with different kernels (a depthwise 3×3 over 32 channels at
+# 112² takes 0.03 ms here, which a form shared with dense convolutions put at 0.07 ms), so
+# each class gets its own fit. A dense convolution may also be charged for the im2col elements it
 # gathers (CONV_IM2COL_FORM, a candidate). On a CPU an inner product at a small batch
 # streams its weights while it multiplies: bytes and MACs may add rather than max().
 CONV_IM2COL_FORM = Form(("const", "in_bytes", "out_bytes", "param_bytes", "im2col", "macs"))
@@ -316,6 +319,7 @@ CPU_KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
     "Convolution/depthwise": Form(("const", "in_bytes", "out_bytes", "macs")),
     "Convolution/1x1": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
     "Convolution/grouped": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
+    "Convolution/image": CONV_IM2COL_FORM,
     "InnerProduct": (Form(("const",), ("macs", "bytes")), FC_SUM_FORM),
 }
 # Other kinds: a launch floor or the bytes they move, whichever is slower, plus FLOPs.

@@ -187,6 +187,21 @@ def test_quick_grid_covers_the_kinds_and_conv_axes():
     assert r.gemm.groups == r.in_shapes[0][1] and r.gemm.n == 1  # one filter per channel
 
 
+def test_first_layer_points_read_rgb_into_real_filter_counts():
+    points = calibrate.first_points(quick=False)
+    assert len(points) == 20 and len(calibrate.first_points(quick=True)) == 7
+    shapes = {}
+    for q in points:
+        r = analyze(q.net).layers[1]
+        assert r.in_shapes == ((1, 3, 224, 224),) and r.gemm.k == 3 * r.layer.attr("kernel")[0] ** 2
+        shapes[q.label] = r.out_shapes[0]
+    # ResNet's conv1 (7×7 s2 pad 3) gives 112²; 11×11 s4 pad 5: (224 + 10 − 11) // 4 + 1 = 56
+    assert shapes["conv 3→64 224² k7 s2 g1"] == (1, 64, 112, 112)
+    assert shapes["conv 3→96 224² k11 s4 g1"] == (1, 96, 56, 56)
+    assert shapes["conv 3→32 224² k3 s2 g1"] == (1, 32, 112, 112)
+    assert {s[1] for s in shapes.values()} == {16, 32, 64, 96}
+
+
 def test_layout_points_are_shufflenet_moves_with_exact_shapes():
     points = calibrate.layout_points((1, 116, 28, 28))
     shapes = {p.label.split(" 116")[0]: analyze(p.net).layers[-1].out_shapes for p in points}

@@ -460,6 +460,11 @@ def test_conv_classes_and_which_profile_entry_times_a_layer(tmp_path):
     assert timing_key(layers["g4"], CPU_KIND_FORMS) == "Convolution/grouped"
     assert timing_key(layers["g2"], CPU_KIND_FORMS) == "Convolution"
     assert timing_key(layers["g4"], {"Convolution": {}, "Convolution/1x1": {}}) == "Convolution"
+    alexnet = {r.layer.name: conv_class(r) for r in analyze(load_net(ALEXNET)).layers
+               if r.layer.kind == "Convolution"}
+    # conv1 reads the RGB image; conv2, 4, 5 have two groups and stay dense
+    assert alexnet == {"conv1": "image", "conv2": "", "conv3": "", "conv4": "", "conv5": ""}
+    assert timing_key(layers["k3"], {"Convolution": {}, "Convolution/image": {}}) == "Convolution"
     assert timing_key(layers["pw"], {"Convolution": {}, "Convolution/depthwise": {}}) == (
         "Convolution")
 
