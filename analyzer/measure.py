@@ -390,6 +390,7 @@ class LayerRow:
     predicted_ms: float
     measured_ms: float | None  # None: fused into another layer or not run
     note: str = ""
+    timed_as: str = ""  # the profile entry that timed it ("Convolution/1x1"; "X (fallback)")
 
 
 @dataclass(frozen=True)
@@ -434,7 +435,7 @@ def compare(report: Report, device: str, threads: int | None = None,
     comparison says the state differed.
     """
     from analyzer.probe import Probe, profile_reference, same_state
-    from analyzer.timing import load_profile, predict_report
+    from analyzer.timing import load_profile, predict_report, timing_key
 
     require_ort()
     profile = load_profile(device)
@@ -473,7 +474,9 @@ def compare(report: Report, device: str, threads: int | None = None,
             measured, note = None, f"fused into {att.fused_into[name]}"
         else:
             measured, note = None, "not run"
-        rows.append(LayerRow(name, r.layer.kind, r.time_ms or 0.0, measured, note))
+        key = timing_key(r, profile.kinds)
+        rows.append(LayerRow(name, r.layer.kind, r.time_ms or 0.0, measured, note,
+                             key if key in profile.kinds else f"{key} (fallback)"))
     t = report.totals
     return Comparison(
         report.net.name, profile.name, threads, tuple(rows), predicted.totals.time_ms or 0.0,
@@ -490,9 +493,35 @@ def _pct(pred: float, meas: float | None) -> str:
     return f"{100.0 * (pred - meas) / meas:+.1f}%"
 
 
+@dataclass(frozen=True)
+class ClassSum:
+    """Predicted and measured ms of the layers one profile entry times (a fused chain's
+    work is measured on its head, as in the per-layer rows)."""
+
+    timed_as: str
+    layers: int
+    predicted_ms: float
+    measured_ms: float
+
+
+def by_class(c: Comparison) -> list[ClassSum]:
+    """Per profile entry, most measured time first: where a net's error comes from."""
+    sums: dict[str, list[float]] = {}
+    for row in c.rows:
+        if row.measured_ms is None and not row.predicted_ms:
+            continue
+        acc = sums.setdefault(row.timed_as or row.kind, [0, 0.0, 0.0])
+        acc[0] += 1
+        acc[1] += row.predicted_ms
+        acc[2] += row.measured_ms or 0.0
+    out = [ClassSum(k, int(n), p, m) for k, (n, p, m) in sums.items()]
+    return sorted(out, key=lambda x: (-x.measured_ms, x.timed_as))
+
+
 def to_json(c: Comparison) -> str:
     data = asdict(c)
     data["error_pct"] = round(c.error_pct, 2)
+    data["by_class"] = [asdict(x) for x in by_class(c)]
     return json.dumps(data, indent=1) + "\n"
 
 
@@ -513,6 +542,13 @@ def print_table(c: Comparison, console: Any) -> None:
     table.add_row("total", "", f"{c.predicted_ms:.3f}", f"{c.measured_ms:.3f}",
                   _pct(c.predicted_ms, c.measured_ms), f"measured: wall time, median of {c.runs}")
     console.print(table)
+    classes = Table(title="by profile entry (where the error comes from)")
+    for col in ("timed as", "layers", "predicted ms", "measured ms", "error"):
+        classes.add_column(col, justify="left" if col == "timed as" else "right")
+    for x in by_class(c):
+        classes.add_row(x.timed_as, str(x.layers), f"{x.predicted_ms:.3f}",
+                        f"{x.measured_ms:.3f}", _pct(x.predicted_ms, x.measured_ms))
+    console.print(classes)
     mib = 1024 * 1024
     console.print(f"profiled nodes {c.measured_layers_ms:.3f} ms (+ {c.runtime_nodes_ms:.3f} ms "
                   f"in nodes no layer computes: layout reorders, shape arithmetic); "

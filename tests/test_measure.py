@@ -282,6 +282,18 @@ def test_measure_json_compares_every_layer(tmp_path, capsys):
                                              + t.workspace_shared_bytes)
     assert out["runs"] == 2
     assert out["measured_ms"] > 0 and out["peak_rss_bytes"] > out["measured_rss_bytes"] > 0
+    # every row names the profile entry that timed it; by_class adds them up per entry
+    for r in out["rows"]:
+        assert r["timed_as"] in profile["kinds"] or r["timed_as"] == r["kind"] + " (fallback)"
+    sums = {x["timed_as"]: x for x in out["by_class"]}
+    convs = [r for r in out["rows"] if r["kind"] == "Convolution"]
+    entry = sums[convs[0]["timed_as"]]
+    same = [r for r in out["rows"] if r["timed_as"] == entry["timed_as"]]
+    assert entry["layers"] == len(same) == 5
+    assert entry["measured_ms"] == pytest.approx(sum(r["measured_ms"] for r in same))
+    assert entry["predicted_ms"] == pytest.approx(sum(r["predicted_ms"] for r in same))
+    assert sum(x["measured_ms"] for x in out["by_class"]) == pytest.approx(
+        sum(r["measured_ms"] or 0.0 for r in out["rows"]))
 
 
 # ---------------------------------------------------------------------------------------
