@@ -188,6 +188,24 @@ layer { name: "r" type: "ReLU" bottom: "c" top: "c" }
     assert times["bn"] == 0.0 and times["r"] == 0.0 and times["c"] > 0
 
 
+def test_a_residual_add_fuses_whichever_input_the_conv_feeds(tmp_path):
+    proto = tmp_path / "res.prototxt"
+    body = """
+input: "data" input_shape { dim: 1 dim: 4 dim: 8 dim: 8 }
+layer { name: "c" type: "Convolution" bottom: "data" top: "c"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
+layer { name: "sum" type: "Eltwise" bottom: BOTTOMS top: "sum" }
+"""
+    data = {**_fixture_profile(), "fusions": [["Convolution", "Eltwise"]]}
+    for bottoms in ('"data" bottom: "c"', '"c" bottom: "data"'):
+        proto.write_text(body.replace("BOTTOMS", bottoms))
+        report = predict_report(analyze(load_net(str(proto))), Profile("f", "", data))
+        assert {r.layer.name: r.time_ms for r in report.layers}["sum"] == 0.0, bottoms
+    proto.write_text(body.replace("BOTTOMS", '"data" bottom: "data"'))  # reads no conv
+    report = predict_report(analyze(load_net(str(proto))), Profile("f", "", data))
+    assert {r.layer.name: r.time_ms for r in report.layers}["sum"] > 0.0
+
+
 def test_uncovered_kind_gets_a_flagged_fallback(tmp_path):
     proto = tmp_path / "bn.prototxt"
     proto.write_text("""
