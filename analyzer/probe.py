@@ -39,19 +39,18 @@ DESCRIPTION = f"{BLOCKS} × (1×1 conv + depthwise 3×3 conv), {CHANNELS} channe
 
 def probe_net() -> Any:
     """The probe as an IR net: an input of 1×32×28×28, then ten blocks of a 1×1
-    convolution and a depthwise 3×3 convolution (32 channels, padding 1)."""
-    from analyzer.ir import Layer, Net, frozen
+    convolution and a depthwise 3×3 convolution (32 channels, padding 1), built as the
+    calibration grid builds its points."""
+    from analyzer.calibrate import _conv_attrs, _input, _layer
+    from analyzer.ir import Net
 
-    def conv(name: str, bottom: str, kernel: int, group: int) -> Layer:
-        return Layer(name, "Convolution", "Convolution", (bottom,), (name,), frozen({
-            "num_output": CHANNELS, "kernel": (kernel,), "stride": (1,), "pad": (kernel // 2,),
-            "dilation": (1,), "group": group, "bias": True, "axis": 1}))
-
-    layers = [Layer("input", "Input", "Input", (), ("x",),
-                    frozen({"shapes": ((1, CHANNELS, SIZE, SIZE),)}))]
-    prev = "x"
+    layers = [_input((1, CHANNELS, SIZE, SIZE))]
+    prev = layers[0].tops[0]
     for i in range(BLOCKS):
-        layers += [conv(f"pw{i}", prev, 1, 1), conv(f"dw{i}", f"pw{i}", 3, CHANNELS)]
+        layers += [_layer(f"pw{i}", "Convolution", (prev,), (f"pw{i}",),
+                          **_conv_attrs(CHANNELS, 1, 1, 1)),
+                   _layer(f"dw{i}", "Convolution", (f"pw{i}",), (f"dw{i}",),
+                          **_conv_attrs(CHANNELS, 3, 1, CHANNELS))]
         prev = f"dw{i}"
     return Net("probe", "<cnnstat probe>", "probe", tuple(layers))
 
