@@ -17,9 +17,10 @@ inner product's as linear in in·out. This module keeps that idea and adds what 
   small batch reading the weight matrix dominates;
 - other kinds take a launch floor or their bytes over a bandwidth, whichever is slower,
   plus a FLOPs term.
-- a profile may time a kind's classes apart (``Convolution/depthwise``, ``Convolution/1x1``:
-  :data:`SUBKINDS`, :func:`timing_key`); CPU profiles do for those two, as onnxruntime runs
-  each with its own kernel (:data:`CPU_KIND_FORMS`). The shipped GPU profiles do not.
+- a profile may time a kind's classes apart (``Convolution/depthwise``, ``Convolution/1x1``,
+  …: :data:`SUBKINDS`, :func:`timing_key`); CPU profiles do for the depthwise, 1×1,
+  many-group and first-layer (image) convolutions, as onnxruntime runs each with its own
+  kernel (:data:`CPU_KIND_FORMS`). The shipped GPU profiles do not.
 
 Units: times are milliseconds, sizes are MACs, FLOPs and bytes. A device *profile* is a
 JSON dict (see ``analyzer/devices/*.json``) holding one entry per kind with the coefficient
@@ -308,8 +309,8 @@ KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
 # CPU profiles (``cnnstat calibrate``): onnxruntime runs depthwise, 1×1, many-group, first
 # (image) and other convolutions with different kernels (a depthwise 3×3 over 32 channels at
 # 112² takes 0.03 ms here, which a form shared with dense convolutions put at 0.07 ms), so
-# each class gets its own fit. A dense convolution may also be charged for the im2col elements it
-# gathers (CONV_IM2COL_FORM, a candidate). On a CPU an inner product at a small batch
+# each class gets its own fit. A dense convolution may also be charged for the im2col
+# elements it gathers (CONV_IM2COL_FORM, a candidate). On a CPU an inner product at a small batch
 # streams its weights while it multiplies: bytes and MACs may add rather than max().
 CONV_IM2COL_FORM = Form(("const", "in_bytes", "out_bytes", "param_bytes", "im2col", "macs"))
 FC_SUM_FORM = Form(("const", "bytes", "macs"))
