@@ -2,6 +2,6 @@
 
 import sys
 
-from analyzer.cli import main
+from analyzer.commands.cli import main
 
 sys.exit(main())

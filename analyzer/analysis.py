@@ -9,12 +9,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from analyzer.cost import Cost, Gemm, ParamBlob
 from analyzer.errors import CnnstatError, layer_where
 from analyzer.ir import Layer, Net, Shape, Weight
-from analyzer.memory import DTYPE_BYTES, peak_data_bytes
-from analyzer.registry import UNKNOWN, rule_for
-from analyzer.shapes import ShapeError
+from analyzer.layers.cost import Cost, Gemm, ParamBlob
+from analyzer.layers.memory import DTYPE_BYTES, peak_data_bytes
+from analyzer.layers.registry import UNKNOWN, rule_for
+from analyzer.layers.shapes import ShapeError
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Any
 
 from analyzer.analysis import Options, Report, analyze
 from analyzer.errors import CnnstatError
+from analyzer.frontends.sources import load_source
 from analyzer.render import to_dict
-from analyzer.sources import load_source
 
 
 def analyze_file(path: str, *, batch: int | None = None,
@@ -43,7 +43,7 @@ def analyze_file(path: str, *, batch: int | None = None,
                       batch=batch, shapes=dict(shapes))
     report = analyze(net, opts)
     if device:
-        from analyzer.timing import predict_report
+        from analyzer.timing.profile import predict_report
 
         report = predict_report(report, device)
     return report

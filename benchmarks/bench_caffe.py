@@ -3,8 +3,8 @@
 For each net in ``../shared/corpus/caffe`` (and two generated ones) this prints the median
 wall time, in milliseconds, of
 
-- **in-process**: load + analyze (``analyzer.cli.analyze_path``), the interpreter and the
-  imports already warm;
+- **in-process**: load + analyze (``analyzer.commands.options.analyze_path``), the
+  interpreter and the imports already warm;
 - **python -m**: a whole ``python -m analyzer FILE --format json`` process, output to
   /dev/null — what a user waits for;
 - **cnnstat**: the same through the installed console script, when one is on PATH.
@@ -12,7 +12,7 @@ wall time, in milliseconds, of
 The generated nets are 500 Convolution+ReLU pairs (1,001 layers, the target is "well
 under a second" as a whole process) and, with ``--huge``, 40,000 pairs (80,001 layers,
 10 MB of prototxt). The floor of every process is the interpreter's own start-up, shown
-as ``python -c pass`` and ``import analyzer.cli``.
+as ``python -c pass`` and ``import analyzer.commands.cli``.
 
 Run from the repository root: ``python benchmarks/bench_caffe.py [--reps 5] [--huge]``.
 """
@@ -33,7 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analyzer.cli import analyze_path, build_parser  # noqa: E402
+from analyzer.commands.cli import build_parser  # noqa: E402
+from analyzer.commands.options import analyze_path  # noqa: E402
 from analyzer.errors import CnnstatError  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "caffe"
@@ -135,12 +136,12 @@ def main() -> None:
     ap.add_argument("--only", help="only corpus nets whose name contains this")
     a = ap.parse_args()
     script = shutil.which("cnnstat")
-    run_process([sys.executable, "-c", "import analyzer.cli"])  # fill the bytecode cache
+    run_process([sys.executable, "-c", "import analyzer.commands.cli"])  # fill the bytecode cache
     floor = {
         "python -c pass": median_ms(lambda: run_process([sys.executable, "-c", "pass"]),
                                     a.reps),
-        "import analyzer.cli": median_ms(
-            lambda: run_process([sys.executable, "-c", "import analyzer.cli"]), a.reps),
+        "import analyzer.commands.cli": median_ms(
+            lambda: run_process([sys.executable, "-c", "import analyzer.commands.cli"]), a.reps),
     }
     print(f"python {sys.version.split()[0]}; median of {a.reps} runs; cnnstat script: "
           f"{script or 'not installed'}")

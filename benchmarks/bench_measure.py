@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from analyzer.analysis import Options, analyze  # noqa: E402
-from analyzer.calibrate import main as calibrate  # noqa: E402
-from analyzer.load import load_net  # noqa: E402
-from analyzer.measure import compare  # noqa: E402
+from analyzer.frontends.load import load_net  # noqa: E402
+from analyzer.timing.calibrate import main as calibrate  # noqa: E402
+from analyzer.timing.measure import compare  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "corpus"
 CAFFE = ["bvlc_alexnet_deploy", "bvlc_googlenet_deploy", "resnet50_deploy",

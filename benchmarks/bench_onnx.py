@@ -46,7 +46,7 @@ CORPUS = REPO.parent / "shared" / "corpus" / "onnx"
 sys.path.insert(0, str(REPO))
 
 from analyzer.analysis import Options, analyze  # noqa: E402
-from analyzer.onnx_reader import read_onnx  # noqa: E402
+from analyzer.frontends.onnx import read_onnx  # noqa: E402
 
 SHAPE = (1, 3, 224, 224)
 
@@ -96,7 +96,7 @@ def cnnstat_split(path: Path, repeat: int) -> tuple[float, float]:
 def protobuf_floor(path: Path, repeat: int) -> float:
     """Median seconds of the part no cnnstat pass can avoid while it keeps onnx's loader:
     load the weightless model and read every node's and initializer's fields once."""
-    from analyzer.onnx_reader import _load, _Node
+    from analyzer.frontends.onnx import _load, _Node
 
     def read_fields() -> None:
         graph = _load(str(path)).graph
@@ -143,7 +143,7 @@ RSS_CHILD = """
 import resource, sys
 sys.path.insert(0, {repo!r})
 from analyzer.analysis import Options, analyze
-from analyzer.onnx_reader import read_onnx
+from analyzer.frontends.onnx import read_onnx
 if sys.argv[1] != "-":
     analyze(read_onnx(sys.argv[1], batch=1), Options(batch=1))
 try:

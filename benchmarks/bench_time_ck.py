@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyzer.fit import build_profile, ck_runs, run_quality  # noqa: E402
-from analyzer.timing import CONV_FORM, KIND_FORMS, PAPER_FORMS  # noqa: E402
+from analyzer.timing.fit import build_profile, ck_runs, run_quality  # noqa: E402
+from analyzer.timing.profile import CONV_FORM, KIND_FORMS, PAPER_FORMS  # noqa: E402
 
 DEVICES = [("gtx1080", "gtx1080", "cudnn"), ("jetson-tx1", "jetson_tx1", "nvidia-cudnn")]
 HOLDOUT = "googlenet"

@@ -9,7 +9,7 @@ from conftest import CAFFE_CORPUS, MODELS, TIMINGS, need, read_tsv
 
 from analyzer.analysis import Options, analyze
 from analyzer.errors import CnnstatError
-from analyzer.load import load_net
+from analyzer.frontends.load import load_net
 
 
 def _report(name: str, **opts):

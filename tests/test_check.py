@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.check import parse_bytes, parse_count, parse_ms
-from analyzer.cli import main
+from analyzer.commands.check import parse_bytes, parse_count, parse_ms
+from analyzer.commands.cli import main
 from analyzer.errors import CnnstatError
 
 # data 1×3×8×8; conv 4 outputs 3×3 pad 1 → 1×4×8×8; fc 10 outputs on its 256 values.

@@ -20,7 +20,7 @@ import pytest
 from conftest import MODELS, REPO
 
 from analyzer import __version__
-from analyzer.cli import main
+from analyzer.commands.cli import main
 
 ALEXNET = str(MODELS / "alexnet.prototxt")
 ALEXNET_PARAMS = 60_965_224
@@ -244,7 +244,7 @@ def test_python_dash_m_gives_the_same_json(capsys) -> None:
 def test_json_on_a_prototxt_imports_no_heavy_package(tmp_path: Path) -> None:
     """Start-up stays short: rich, onnx, numpy and onnxruntime are not imported for
     ``--format json`` on a prototxt (rich only for the table, onnx only for .onnx)."""
-    code = ("import sys; from analyzer.cli import main; "
+    code = ("import sys; from analyzer.commands.cli import main; "
             f"status = main([{ALEXNET!r}, '--format', 'json', '-o', {str(tmp_path / 'r.json')!r}]); "
             "print(status, sorted({m.split('.')[0] for m in sys.modules} "
             "& {'rich', 'onnx', 'numpy', 'onnxruntime', 'scipy'}))")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import CAFFE_CORPUS, MODELS, ONNX_CORPUS, REPO, need, read_tsv
 
-from analyzer.cli import main
-from analyzer.sources import RevSource, load_source, parse_source
+from analyzer.commands.cli import main
+from analyzer.frontends.sources import RevSource, load_source, parse_source
 
 ALEXNET = (MODELS / "alexnet.prototxt").read_text()
 CONV4 = 'top: "conv4"\n  convolution_param {\n    num_output: 384'

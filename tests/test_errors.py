@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import MODELS, REPO
 
-from analyzer.cli import main
+from analyzer.commands.cli import main
 from analyzer.errors import CnnstatError
 
 HEAD = (
@@ -375,12 +375,12 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 def test_a_bug_is_one_line_with_status_3(monkeypatch, capsys) -> None:
     """An exception that is not the user's fault still gives one line (status 3), and
     --debug shows it."""
-    import analyzer.cli
+    import analyzer.commands.cli
 
     def broken(*args, **kwargs):
         raise AttributeError("'NoneType' object has no attribute 'dims'")
 
-    monkeypatch.setattr(analyzer.cli, "analyze_path", broken)
+    monkeypatch.setattr(analyzer.commands.cli, "analyze_path", broken)
     assert main([ALEXNET]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -393,7 +393,7 @@ def test_a_bug_is_one_line_with_status_3(monkeypatch, capsys) -> None:
 def _mutants(text: str, rng: random.Random, n: int) -> list[str]:
     """``n`` damaged copies of a prototxt: a line deleted, duplicated or cut short, a number
     set to 0/1/-1/huge, a blob name or a layer type replaced."""
-    from analyzer.registry import RULES
+    from analyzer.layers.registry import RULES
 
     lines = text.split("\n")
     out = []

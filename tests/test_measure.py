@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 from conftest import CAFFE_CORPUS, MODELS, ONNX_CORPUS, need
 
-from analyzer import calibrate, cli
 from analyzer.analysis import Options, analyze
+from analyzer.commands import cli
 from analyzer.errors import CnnstatError
-from analyzer.export_onnx import export
-from analyzer.load import load_net
-from analyzer.measure import NodeTime, _resolve, attribute, prepare, time_model
+from analyzer.frontends.load import load_net
+from analyzer.timing import calibrate, grid
+from analyzer.timing.lower import export
+from analyzer.timing.measure import _resolve, attribute, prepare
+from analyzer.timing.runtime import NodeTime, time_model
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -219,7 +221,7 @@ def _tiny_plan() -> calibrate.Plan:
     return calibrate.Plan(
         points=(calibrate.aliases(),
                 calibrate.single("conv", "Convolution", [(1, 8, 16, 16)],
-                                 **calibrate._conv_attrs(8, 3, 1, 1))),
+                                 **grid.conv_attrs(8, 3, 1, 1))),
         fusion_points=(calibrate.pair("Convolution", "ReLU"),),
         chains=(calibrate.chain("chain 2", 2, (1, 8, 16, 16)),), repeats=1, passes=1)
 
@@ -301,7 +303,7 @@ def test_measure_json_compares_every_layer(tmp_path, capsys):
 
 
 def test_probe_net_is_ten_pointwise_depthwise_blocks():
-    from analyzer.probe import probe_net
+    from analyzer.timing.probe import probe_net
 
     report = analyze(probe_net())
     convs = [r for r in report.layers if r.layer.kind == "Convolution"]
@@ -312,7 +314,7 @@ def test_probe_net_is_ten_pointwise_depthwise_blocks():
 
 
 def test_probe_reference_and_state():
-    from analyzer.probe import reference, same_state
+    from analyzer.timing.probe import reference, same_state
 
     assert reference([0.2] * 15 + [0.08] * 5) == 0.2  # the state most readings were in
     assert reference([0.2] * 5 + [0.08] * 15) == 0.08
@@ -322,7 +324,7 @@ def test_probe_reference_and_state():
 
 
 class _ScriptedProbe:
-    """A stand-in for analyzer.probe.Probe whose readings follow a script."""
+    """A stand-in for analyzer.timing.probe.Probe whose readings follow a script."""
 
     def __init__(self, readings):
         self.readings = iter(readings)
@@ -343,7 +345,7 @@ def _fake_measured(point, ms):
 
 def _one_conv_plan(retry_seconds):
     conv = calibrate.single("conv", "Convolution", [(1, 8, 16, 16)],
-                            **calibrate._conv_attrs(8, 3, 1, 1))
+                            **grid.conv_attrs(8, 3, 1, 1))
     return calibrate.Plan(points=(conv,), fusion_points=(), chains=(), repeats=1, passes=2,
                           retry_seconds=retry_seconds)
 
@@ -357,7 +359,7 @@ def _one_conv_plan(retry_seconds):
 ])
 def test_calibrate_keeps_points_measured_in_its_state(monkeypatch, readings, times, kept,
                                                       again):
-    from analyzer import probe
+    from analyzer.timing import probe
 
     monkeypatch.setattr(probe, "Probe", _ScriptedProbe(readings))
     script = iter(times)
@@ -372,7 +374,7 @@ def test_calibrate_keeps_points_measured_in_its_state(monkeypatch, readings, tim
 
 @pytest.mark.parametrize("streams, kept", [(False, 3.0), (True, 5.0)])
 def test_calibrate_keeps_the_slower_reading_of_a_streaming_point(monkeypatch, streams, kept):
-    from analyzer import probe
+    from analyzer.timing import probe
 
     monkeypatch.setattr(probe, "Probe", _ScriptedProbe([1.0] * 3))  # both passes in state
     script = iter([5.0, 3.0])
@@ -400,7 +402,7 @@ def test_batch1_fc_points_stream_a_quarter_gib_of_weights(monkeypatch):
 
 
 def _state_profile(tmp_path, probe_ms):
-    from analyzer.probe import DESCRIPTION
+    from analyzer.timing.probe import DESCRIPTION
 
     path = tmp_path / "state.json"
     path.write_text(json.dumps({"name": "state", "kinds": {}, "threads": 1,
@@ -416,7 +418,7 @@ def _state_profile(tmp_path, probe_ms):
 ])
 def test_measure_sets_aside_sessions_run_in_another_state(monkeypatch, tmp_path, readings,
                                                           wait, wall, aside, matched):
-    from analyzer import measure, probe
+    from analyzer.timing import measure, probe
 
     monkeypatch.setattr(probe, "Probe", _ScriptedProbe(readings))
     walls = iter([10.0, 11.0, 12.0, 13.0])
@@ -439,7 +441,7 @@ def test_probe_gap_is_the_probe_run_beyond_its_layers():
 
 
 def test_profile_without_this_probe_is_not_gated():
-    from analyzer.probe import DESCRIPTION, profile_reference
+    from analyzer.timing.probe import DESCRIPTION, profile_reference
 
     assert profile_reference({"probe": {"ms": 0.2, "net": DESCRIPTION}}) == 0.2
     assert profile_reference({"probe": {"ms": 0.2, "net": "3 × 3×3 conv"}}) == 0.0

@@ -15,9 +15,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from analyzer.analysis import Options, Report, analyze
-from analyzer.caffe_reader import NetState, read_caffe
-from analyzer.cli import main
-from analyzer.onnx_reader import read_onnx
+from analyzer.commands.cli import main
+from analyzer.frontends.caffe import NetState, read_caffe
+from analyzer.frontends.onnx import read_onnx
 from tests.conftest import MODELS, ONNX_CORPUS, need, read_tsv
 
 F = TensorProto.FLOAT
@@ -446,7 +446,7 @@ def test_caffe_path_does_not_import_onnx() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from analyzer.cli import main; "
+    code = ("import sys; from analyzer.commands.cli import main; "
             f"main([{str(MODELS / 'alexnet.prototxt')!r}, '--format', 'json', '-o', "
             "'/dev/null']); print('onnx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -19,7 +19,7 @@ CORPUS_DIR = REPO_ROOT.parent / "shared" / "corpus" / "caffe"
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
-caffe_pb2 = importlib.import_module("analyzer.caffe_pb2")
+caffe_pb2 = importlib.import_module("analyzer.frontends.caffe_pb2")
 
 
 def _load_gen_proto():
@@ -49,9 +49,9 @@ def test_generated_module_matches_proto(tmp_path):
         )
     gen_proto = _load_gen_proto()
     fresh = gen_proto.generate(tmp_path)
-    committed = REPO_ROOT / "analyzer" / "caffe_pb2.py"
+    committed = REPO_ROOT / "analyzer" / "frontends" / "caffe_pb2.py"
     assert fresh.read_bytes() == committed.read_bytes(), (
-        "analyzer/caffe_pb2.py is stale (or was made with another grpcio-tools "
+        "analyzer/frontends/caffe_pb2.py is stale (or was made with another grpcio-tools "
         "version); run: python tools/gen_proto.py"
     )
 

@@ -14,13 +14,20 @@ import numpy as np
 import pytest
 from conftest import CAFFE_CORPUS, MODELS, REPO, TIMINGS, need, read_tsv
 
-from analyzer import cli
 from analyzer.analysis import Options, analyze
-from analyzer.caffe_log import parse_caffe_time, read_caffe_time
+from analyzer.commands import cli
 from analyzer.errors import CnnstatError
-from analyzer.fit import analyse_model, build_profile, ck_runs, log_runs, overhead_ms, tsv_runs
-from analyzer.load import load_net
-from analyzer.timing import (
+from analyzer.frontends.load import load_net
+from analyzer.timing.caffe_log import parse_caffe_time, read_caffe_time
+from analyzer.timing.fit import (
+    analyse_model,
+    build_profile,
+    ck_runs,
+    log_runs,
+    overhead_ms,
+    tsv_runs,
+)
+from analyzer.timing.profile import (
     CONV_FORM,
     CONV_WINOGRAD_FORM,
     CPU_KIND_FORMS,

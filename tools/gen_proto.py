@@ -1,8 +1,8 @@
-"""Regenerate analyzer/caffe_pb2.py from proto/caffe.proto.
+"""Regenerate analyzer/frontends/caffe_pb2.py from proto/caffe.proto.
 
 Usage (from anywhere; paths are resolved against the repository root):
 
-    python tools/gen_proto.py           # rewrite analyzer/caffe_pb2.py
+    python tools/gen_proto.py           # rewrite analyzer/frontends/caffe_pb2.py
     python tools/gen_proto.py --check   # exit 1 if the committed file is stale
 
 Both run grpc_tools.protoc (PyPI package grpcio-tools) as
@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_REL = Path("proto") / "caffe.proto"
-OUT_REL = Path("analyzer")
+OUT_REL = Path("analyzer/frontends")
 GENERATED = REPO_ROOT / OUT_REL / "caffe_pb2.py"
 
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="generate into a temp dir and fail if analyzer/caffe_pb2.py differs",
+        help="generate into a temp dir and fail if analyzer/frontends/caffe_pb2.py differs",
     )
     args = parser.parse_args(argv)
     try:

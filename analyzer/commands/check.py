@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.analysis import Report
-from analyzer.cli import _Parser, add_model_options, analyze_path
+from analyzer.commands.options import Parser, add_model_options, analyze_path
 from analyzer.errors import CnnstatError
+from analyzer.frontends.sources import parse_source
 from analyzer.render import count, nbytes
-from analyzer.sources import parse_source
 
 try:  # Python ≥ 3.11
     import tomllib as _toml
@@ -271,7 +271,7 @@ def config_for(model: str, explicit: str | None, use_config: bool) -> Config | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="cnnstat check", description=(
+    p = Parser(prog="cnnstat check", description=(
         "Fail (exit 1) when a model exceeds a cost budget. Budgets come from flags or from "
         ".cnnstat.toml / pyproject.toml [tool.cnnstat]; flags win."))
     p.add_argument("models", nargs="+", metavar="MODEL", help="model sources (path or REV:path)")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analyzer.errors import CnnstatError
-from analyzer.timing import DEVICES_DIR, Profile, load_profile, profile_paths
+from analyzer.timing.profile import DEVICES_DIR, Profile, load_profile, profile_paths
 
 
 def _text(value: Any) -> str:
@@ -105,9 +105,9 @@ def _detail(p: Profile) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    from analyzer.cli import _Parser
+    from analyzer.commands.options import Parser
 
-    ap = _Parser(prog="cnnstat devices", description="List device time profiles.")
+    ap = Parser(prog="cnnstat devices", description="List device time profiles.")
     ap.add_argument("name", nargs="?", help="show one profile (a name or a .json path)")
     ap.add_argument("--format", choices=["text", "json"], default="text")
     ap.add_argument("--debug", action="store_true")

@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.analysis import LayerResult, Report
-from analyzer.cli import _Parser, add_model_options, analyze_path, options_from, write_output
+from analyzer.commands.options import (
+    Parser,
+    add_model_options,
+    analyze_path,
+    options_from,
+    write_output,
+)
 from analyzer.errors import CnnstatError
 from analyzer.render import count, nbytes, shape_str
 
@@ -659,7 +665,7 @@ def run_textconv(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="cnnstat diff", description=(
+    p = Parser(prog="cnnstat diff", description=(
         "Compare the cost of two versions of a network: added, removed and changed layers "
         "with Δ MACs, params, memory and time. A source is a path or REV:path (git)."))
     p.add_argument("old", metavar="A", help="the version before (path or REV:path)")

@@ -19,10 +19,10 @@ from typing import Any
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
-from analyzer import caffe_pb2 as pb
 from analyzer.errors import CnnstatError, layer_where
+from analyzer.frontends import caffe_pb2 as pb
 from analyzer.ir import Layer, Net, frozen
-from analyzer.registry import ONNX_ONLY_KINDS
+from analyzer.layers.registry import ONNX_ONLY_KINDS
 
 # --------------------------------------------------------------------------- parsing
 

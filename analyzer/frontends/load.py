@@ -17,14 +17,14 @@ def load_net(source: str, phase: str = "test", stages: tuple[str, ...] = (),
     """
     if source.lower().endswith(".onnx") or _looks_like_onnx(source):
         try:
-            from analyzer.onnx_reader import read_onnx
+            from analyzer.frontends.onnx import read_onnx
         except ImportError as e:  # pragma: no cover - onnx is a hard dependency
             raise CnnstatError(f"ONNX support needs the onnx package ({e})", source) from None
         return read_onnx(source, batch=batch, shapes=shapes or {})
     if source.lower().endswith((".caffemodel", ".pb", ".pt", ".pth", ".h5")):
         raise CnnstatError("not a model definition cnnstat reads (use a .prototxt or .onnx)",
                            source)
-    from analyzer.caffe_reader import NetState, read_caffe  # lazily: ONNX runs skip caffe_pb2
+    from analyzer.frontends.caffe import NetState, read_caffe  # lazily: ONNX runs skip caffe_pb2
 
     return read_caffe(source, NetState(phase.upper(), level, stages))
 

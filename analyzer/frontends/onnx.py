@@ -44,8 +44,8 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper, shape_infere
 
 from analyzer.errors import CnnstatError
 from analyzer.ir import Layer, Net, Shape, Weight, frozen
-from analyzer.registry import rule_for
-from analyzer.shapes import ShapeError, hinted
+from analyzer.layers.registry import rule_for
+from analyzer.layers.shapes import ShapeError, hinted
 
 _ITEMSIZE = {
     TensorProto.FLOAT: 4, TensorProto.UINT8: 1, TensorProto.INT8: 1, TensorProto.UINT16: 2,

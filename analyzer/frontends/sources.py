@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from analyzer.errors import CnnstatError
+from analyzer.frontends.load import load_net
 from analyzer.ir import Net
-from analyzer.load import load_net
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def load_source(source: str, phase: str = "test", stages: tuple[str, ...] = (),
                 level: int = 0, batch: int | None = None,
                 shapes: dict[str, tuple[int, ...]] | None = None,
                 cwd: str | Path | None = None) -> Net:
-    """:func:`analyzer.load.load_net` for a path or a ``REV:path`` source.
+    """:func:`analyzer.frontends.load.load_net` for a path or a ``REV:path`` source.
 
     The returned net's ``path`` (and any message naming the file) is the source as given.
     """

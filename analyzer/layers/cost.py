@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.ir import Layer, Shape
-from analyzer.shapes import ShapeError, conv_geometry, matmul_operands, pool_geometry
+from analyzer.layers.shapes import ShapeError, conv_geometry, matmul_operands, pool_geometry
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer import cost, shapes
-from analyzer.cost import CostRule
-from analyzer.shapes import ShapeRule
+from analyzer.layers import cost, shapes
+from analyzer.layers.cost import CostRule
+from analyzer.layers.shapes import ShapeRule
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ profile (runtime layout reorders excluded) after warm-up runs, less the profiler
 per node. Convolutions and inner products run as two or more copies: onnxruntime runs a
 lone node slower than the same node inside a graph, and copies whose weights together
 outgrow the caches read them from memory, as a layer deep in a net does.
-:func:`analyzer.timing.fit_profile` fits the per-kind models.
+:func:`analyzer.timing.profile.fit_profile` fits the per-kind models.
 
 Properties of the runtime are measured too, not assumed:
 
@@ -19,7 +19,7 @@ Properties of the runtime are measured too, not assumed:
 - **per_layer_overhead_ms**: the wall time of a run per layer, on chains of nodes that
   cost next to nothing (the same chains give the profiler's cost per node), or what the
   probe net's run costs per layer beyond its layers' fitted times, whichever is larger;
-- **probe**: the machine's state while it measured (:mod:`analyzer.probe`), read between
+- **probe**: the machine's state while it measured (:mod:`analyzer.timing.probe`), read between
   points; points measured in another state are measured again, and ``cnnstat measure``
   compares only sessions run in the same state.
 
@@ -28,7 +28,6 @@ Times are milliseconds.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import platform
@@ -42,9 +41,10 @@ from typing import Any
 import numpy as np
 
 from analyzer.analysis import Report, analyze
-from analyzer.errors import CnnstatError
-from analyzer.ir import Layer, Net, Shape, frozen
-from analyzer.measure import REORDER_OPS, attribute, require_ort, tensor_layers, time_model
+from analyzer.ir import Net, Shape
+from analyzer.timing.grid import conv_attrs, input_layer, make_layer
+from analyzer.timing.measure import REORDER_OPS, attribute, tensor_layers
+from analyzer.timing.runtime import time_model
 
 # ---------------------------------------------------------------------------------------
 # The grid: one-layer (or small) nets built in the IR.
@@ -66,16 +66,6 @@ class Point:
     streams: bool = False
 
 
-def _layer(name: str, kind: str, bottoms: Sequence[str], tops: Sequence[str],
-           **attrs: Any) -> Layer:
-    return Layer(name, kind, kind, tuple(bottoms), tuple(tops), frozen(attrs))
-
-
-def _input(*shapes: Shape) -> Layer:
-    tops = tuple(f"in{i}" for i in range(len(shapes)))
-    return Layer("input", "Input", "Input", (), tops, frozen({"shapes": tuple(shapes)}))
-
-
 COPY = "copy"  # name prefix of the copies of a layer measured together
 
 
@@ -88,18 +78,13 @@ def single(label: str, kind: str, shapes: Sequence[Shape], copies: int = 1,
     their weights outgrow the caches, so each copy reads its weights from memory as a layer
     deep in a real net does, instead of from a cache kept warm by timing it alone.
     """
-    inp = _input(*shapes)
+    inp = input_layer(*shapes)
     if copies == 1:
-        layers = (inp, _layer("layer", kind, inp.tops, ("out",), **attrs))
+        layers = (inp, make_layer("layer", kind, inp.tops, ("out",), **attrs))
     else:
-        layers = (inp, *(_layer(f"{COPY}{c}", kind, inp.tops, (f"out{c}",), **attrs)
+        layers = (inp, *(make_layer(f"{COPY}{c}", kind, inp.tops, (f"out{c}",), **attrs)
                          for c in range(copies)))
     return Point(label, Net(label, f"<calibrate {label}>", "calibrate", layers), streams)
-
-
-def _conv_attrs(c_out: int, k: int, s: int, group: int) -> dict[str, Any]:
-    return {"num_output": c_out, "kernel": (k,), "stride": (s,), "pad": (k // 2,),
-            "dilation": (1,), "group": group, "bias": True, "axis": 1}
 
 
 # (spatial size, input channels) pairs as they occur along ImageNet CNNs
@@ -148,7 +133,7 @@ def conv_points(n: int, rng: np.random.Generator, batch: int = 1) -> list[Point]
         # it with cold weights, as it runs in a net; any other conv: two copies (_copies)
         copies = _copies(weights) if weights >= 2**20 and macs <= 100e6 else 2
         points.append(single(label, "Convolution", [(batch, c_in, hw, hw)], copies=copies,
-                             **_conv_attrs(c_out, k, stride, group)))
+                             **conv_attrs(c_out, k, stride, group)))
     return points
 
 
@@ -156,14 +141,14 @@ def first_points(quick: bool) -> list[Point]:
     """First layers: an RGB image (3 channels at 224²) into 16–96 filters with the kernels
     and strides ImageNet nets open with (3×3 s2 MobileNet/MnasNet/SqueezeNet, 7×7 s2
     ResNet/GoogLeNet, 11×11 s4 AlexNet): the points of the ``image`` class
-    (:func:`analyzer.timing.conv_class`). The random grid draws few of them, and only with
+    (:func:`analyzer.timing.profile.conv_class`). The random grid draws few of them, and only with
     8 or 12 filters: fitted with the other dense convolutions and without these, the first
     layers of the 11 benchmark nets were predicted at 1.06–2.2× their time in onnxruntime;
     fitted on these as a class of their own, at 0.77–1.08× (one calibration, fast state)."""
     shapes = [(c, k, s) for c in (16, 32, 64, 96)
               for k, s in ((3, 1), (3, 2), (5, 2), (7, 2), (11, 4))]
     return [single(f"conv 3→{c} 224² k{k} s{s} g1", "Convolution", [(1, 3, 224, 224)],
-                   copies=2, **_conv_attrs(c, k, s, 1))
+                   copies=2, **conv_attrs(c, k, s, 1))
             for c, k, s in (shapes[::3] if quick else shapes)]
 
 
@@ -176,11 +161,11 @@ _MOBILE_STAGES = [(112, 32), (112, 16), (56, 72), (56, 144), (28, 58), (28, 144)
 def mobile_points(quick: bool) -> list[Point]:
     """Depthwise (3×3 stride 1 and 2, 5×5) and 1×1 convolutions at the sizes and channel
     counts of mobile nets: the random grid draws few of them, and CPU runtimes run each
-    class with its own kernel (see :func:`analyzer.timing.conv_class`)."""
+    class with its own kernel (see :func:`analyzer.timing.profile.conv_class`)."""
     shapes = [(hw, c, k, s, g) for hw, c in _MOBILE_STAGES
               for k, s, g in ((3, 1, c), (3, 2, c), (5, 1, c), (1, 1, 1))]
     return [single(f"conv {c}→{c} {hw}² k{k} s{s} g{g}", "Convolution", [(1, c, hw, hw)],
-                   copies=2, **_conv_attrs(c, k, s, g))
+                   copies=2, **conv_attrs(c, k, s, g))
             for hw, c, k, s, g in (shapes[::3] if quick else shapes)]
 
 
@@ -288,10 +273,10 @@ def layout_points(x: Shape) -> list[Point]:
     reshape to 5-D groups and the 5-D transpose that swaps them."""
     n, c, h, w = x
     tag = "×".join(map(str, x[1:]))
-    inp = _input(x)
+    inp = input_layer(x)
     concat = Net(f"concat 2 {tag}", f"<calibrate concat {tag}>", "calibrate", (
-        _input(x, x), _layer("layer", "Concat", ("in0", "in1"), ("out",), axis=1)))
-    halves = _layer("layer", "Slice", inp.tops, ("a", "b"), axis=1, points=())
+        input_layer(x, x), make_layer("layer", "Concat", ("in0", "in1"), ("out",), axis=1)))
+    halves = make_layer("layer", "Slice", inp.tops, ("a", "b"), axis=1, points=())
     pts = [single(f"permute nhwc {tag}", "Permute", [x], order=(0, 2, 3, 1)),
            Point(f"slice 2 {tag}", Net(f"slice 2 {tag}", f"<calibrate slice {tag}>",
                                        "calibrate", (inp, halves))),
@@ -307,11 +292,11 @@ def layout_points(x: Shape) -> list[Point]:
 def chain(label: str, blocks: int, x: Shape = (1, 16, 4, 4)) -> Point:
     """``blocks`` × (ReLU, Sigmoid) on a tiny tensor: nodes that cost next to nothing, so a
     run's wall time per layer is the runtime's own cost per layer."""
-    layers = [_input(x)]
+    layers = [input_layer(x)]
     prev = "in0"
     for i in range(blocks):
-        layers.append(_layer(f"r{i}", "ReLU", [prev], [f"r{i}"]))
-        layers.append(_layer(f"s{i}", "Sigmoid", [f"r{i}"], [f"s{i}"]))
+        layers.append(make_layer(f"r{i}", "ReLU", [prev], [f"r{i}"]))
+        layers.append(make_layer(f"s{i}", "Sigmoid", [f"r{i}"], [f"s{i}"]))
         prev = f"s{i}"
     return Point(label, Net(label, f"<calibrate {label}>", "calibrate", tuple(layers)))
 
@@ -330,17 +315,17 @@ def pair(producer: str, consumer: str) -> Point:
         attrs = {"num_output": 1024, "bias": True, "axis": 1}
     else:
         x = (1, 64, 28, 28)
-        attrs = _conv_attrs(64, 3, 1, 1)
-    layers = [_input(x), _layer("a", producer, ["in0"], ["a"], **attrs)]
+        attrs = conv_attrs(64, 3, 1, 1)
+    layers = [input_layer(x), make_layer("a", producer, ["in0"], ["a"], **attrs)]
     bottoms = ["a"]
     extra: dict[str, Any] = {}
     if consumer == "Scale":
         extra = {"axis": 1, "num_axes": 1, "bias": True}
     elif consumer in ("Eltwise", "Broadcast"):
-        layers.append(_layer("c", producer, ["in0"], ["c"], **attrs))
+        layers.append(make_layer("c", producer, ["in0"], ["c"], **attrs))
         bottoms = ["c", "a"]
         extra = {"operation": "SUM", "coeff": ()} if consumer == "Eltwise" else {}
-    layers.append(_layer("b", consumer, bottoms, ["b"], **extra))
+    layers.append(make_layer("b", consumer, bottoms, ["b"], **extra))
     label = f"{producer}+{consumer}"
     return Point(label, Net(label, f"<calibrate {label}>", "calibrate", tuple(layers)))
 
@@ -371,7 +356,7 @@ class Measured:
 
 def measure_point(point: Point, threads: int, repeats: int) -> Measured:
     """Lower the point's net to ONNX and time it with onnxruntime."""
-    from analyzer.export_onnx import export
+    from analyzer.timing.lower import export
 
     report = analyze(point.net)
     ex = export(report)
@@ -391,9 +376,9 @@ def measure_point(point: Point, threads: int, repeats: int) -> Measured:
 def aliases() -> Point:
     """Input → Dropout → Split → Eltwise: the kinds that run no node cost 0 ms, measured."""
     x = (1, 64, 28, 28)
-    layers = (_input(x), _layer("drop", "Dropout", ["in0"], ["in0"]),
-              _layer("split", "Split", ["in0"], ["s0", "s1"]),
-              _layer("sum", "Eltwise", ["s0", "s1"], ["out"], operation="SUM", coeff=()))
+    layers = (input_layer(x), make_layer("drop", "Dropout", ["in0"], ["in0"]),
+              make_layer("split", "Split", ["in0"], ["s0", "s1"]),
+              make_layer("sum", "Eltwise", ["s0", "s1"], ["out"], operation="SUM", coeff=()))
     return Point("aliases", Net("aliases", "<calibrate aliases>", "calibrate", layers))
 
 
@@ -404,7 +389,7 @@ def samples_of(m: Measured, profiler_ms: float = 0.0) -> list[Any]:
     so the thousands of identical zero-time inputs do not swamp the fit quality.
     ``profiler_ms`` is what profiling adds to each node's time (see :func:`run_plan`).
     """
-    from analyzer.timing import Sample
+    from analyzer.timing.profile import Sample
 
     layer_ms = m.corrected(profiler_ms)
     out = []
@@ -497,16 +482,16 @@ class _Timed:
 
 def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     """Measure every point; return samples, detected fusions, the per-layer overhead and the
-    machine state the calibration measured in (:mod:`analyzer.probe`).
+    machine state the calibration measured in (:mod:`analyzer.timing.probe`).
 
     Every layer point is measured twice, the second pass in reverse order. The probe is read
     between measurements; its reference is the state most of the run was in
-    (:func:`analyzer.probe.reference`). Of a point's measurements, those with the probe in
+    (:func:`analyzer.timing.probe.reference`). Of a point's measurements, those with the probe in
     that state before and after win, the faster of them is kept (the slower, for a
     point that ``streams``); points with none are measured again, for up to
     ``p.retry_seconds``.
     """
-    from analyzer.probe import DESCRIPTION, Probe, reference, same_state
+    from analyzer.timing.probe import DESCRIPTION, Probe, reference, same_state
 
     layers = [("layer", q) for q in p.points]
     items: list[tuple[str, Point]] = ([("fusion", q) for q in p.fusion_points]
@@ -582,7 +567,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     state = {
         "net": DESCRIPTION,
         "ms": round(ref, 4),
-        "what": "median wall ms of analyzer.probe's net, the machine's state during "
+        "what": "median wall ms of analyzer.timing.probe's net, the machine's state during "
                 "calibration; cnnstat measure keeps sessions with the probe within "
                 "±15 % of it",
         "readings": len(readings),
@@ -599,7 +584,7 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
     """Fit the samples (quality from a fit on 4/5 of them checked on the other 1/5)."""
     import onnxruntime
 
-    from analyzer.timing import CPU_KIND_FORMS, fit_profile
+    from analyzer.timing.profile import CPU_KIND_FORMS, fit_profile
 
     samples = measured["samples"]
     meta: dict[str, Any] = {
@@ -642,11 +627,11 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
 
 
 def probe_gap_ms(profile: dict[str, Any], probe_ms: float) -> float:
-    """What a run of the probe net (:mod:`analyzer.probe`) costs per layer beyond the sum of
+    """What a run of the probe net (:mod:`analyzer.timing.probe`) costs per layer beyond the sum of
     its layers' times as ``profile`` predicts them (ms; negative when they overshoot): the
     gap between layers of a real chain, as ``caffe time`` shows one per layer on a GPU."""
-    from analyzer.probe import probe_net
-    from analyzer.timing import Profile, predict_report
+    from analyzer.timing.probe import probe_net
+    from analyzer.timing.profile import Profile, predict_report
 
     report = predict_report(analyze(probe_net()), Profile("calibrating", "", profile))
     layers_ms = sum(r.time_ms or 0.0 for r in report.layers)
@@ -654,57 +639,6 @@ def probe_gap_ms(profile: dict[str, Any], probe_ms: float) -> float:
 
 
 def default_output() -> Path:
-    from analyzer.timing import LOCAL_DIR
+    from analyzer.timing.profile import LOCAL_DIR
 
     return LOCAL_DIR / "this-cpu.json"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from analyzer.cli import _Parser
-
-    p = _Parser(prog="cnnstat calibrate", description=(
-        "Measure this machine with onnxruntime (one-layer nets with random weights, "
-        "default session options) and write a device profile for --device."))
-    p.add_argument("-o", "--output", help="profile .json to write (default: "
-                   "~/.config/cnnstat/devices/this-cpu.json, usable as --device this-cpu)")
-    p.add_argument("--quick", action="store_true", help="a smaller grid (under a minute)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="pin onnxruntime's intra-op thread count (default: its own choice)")
-    p.add_argument("--seed", type=int, default=0, help="grid sampling seed")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
-
-
-def main(argv: Sequence[str]) -> int:
-    import json
-
-    args = build_parser().parse_args(argv)
-    if args.threads < 0:
-        raise CnnstatError(f"--threads must be ≥ 0, got {args.threads}")
-    require_ort()
-    out = Path(args.output) if args.output else default_output()
-    name = out.stem
-    start = time.perf_counter()
-    measured = run_plan(plan(args.quick, args.seed), args.threads)
-    profile = build_profile(name, measured, args.threads, args.quick,
-                            time.perf_counter() - start)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise CnnstatError(f"cannot write: {e.strerror}", str(out)) from None
-    q = profile["quality"]
-    held = q.get("holdout_per_layer", {})
-    print(f"wrote {out} ({q['points']} timed layers in "
-          f"{profile['source']['seconds']:.0f} s; fusions: "
-          f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
-          f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
-          f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
-    state = profile.get("probe", {})
-    if state:
-        print(f"machine state: probe {state['ms']:.3f} ms; {state['readings_in_state']} of "
-              f"{state['readings']} probe readings in that state; "
-              f"{state['points_measured_again']} point(s) measured again, "
-              f"{state['points_out_of_state']} never in that state")
-    return 0
-

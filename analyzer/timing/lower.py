@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 from analyzer.analysis import LayerResult, Report
 from analyzer.errors import CnnstatError
 from analyzer.ir import Shape
-from analyzer.shapes import conv_geometry, pool_geometry
+from analyzer.layers.shapes import conv_geometry, pool_geometry
 
 OPSET = 17
 ALIASES = {"Split", "Dropout"}  # no computation at inference: the top is the bottom

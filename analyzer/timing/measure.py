@@ -1,7 +1,7 @@
 """``cnnstat measure NET --device PROFILE``: predicted vs measured forward time, per layer.
 
 The truth is a real onnxruntime run. A Caffe net is lowered to ONNX with random weights
-(:mod:`analyzer.export_onnx`); an ONNX model runs as it is (random initializers replace
+(:mod:`analyzer.timing.lower`); an ONNX model runs as it is (random initializers replace
 external weights that are absent). The session uses onnxruntime's DEFAULT options (all
 graph optimizations, default thread count) unless ``--threads`` pins the count.
 
@@ -19,11 +19,9 @@ Times are milliseconds, memory bytes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import statistics
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -34,186 +32,13 @@ from typing import Any
 import numpy as np
 
 from analyzer.analysis import Report
-from analyzer.errors import CnnstatError
+from analyzer.timing.runtime import NodeTime, Run, require_ort, time_model_isolated
 
-MISSING_ORT = ("onnxruntime is not installed; measuring needs it: "
-               "pip install 'cnnstat[measure]'")
 REORDER_OPS = {"ReorderInput", "ReorderOutput"}  # onnxruntime's NCHWc layout changes
 FREE_KINDS = {"Input", "Split", "Dropout"}  # never run as a node
 HEAD_KINDS = {"Convolution", "Deconvolution", "InnerProduct", "MatMul"}  # start fused chains
 
 
-def require_ort() -> Any:
-    """The onnxruntime module, or a one-line CnnstatError saying how to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise CnnstatError(MISSING_ORT) from None
-    return onnxruntime
-
-
-# ---------------------------------------------------------------------------------------
-# Running a model.
-
-
-@dataclass(frozen=True)
-class NodeTime:
-    """One executed onnxruntime node: its name, operator and median kernel time (ms)."""
-
-    name: str
-    op: str
-    ms: float
-
-
-@dataclass(frozen=True)
-class Run:
-    """What one measurement gave. Times in ms, memory in bytes."""
-
-    wall_ms: float  # median wall time of session.run, no profiling
-    wall_all_ms: tuple[float, ...]
-    nodes: tuple[NodeTime, ...]  # executed nodes in order, median kernel times
-    threads: int  # intra-op threads asked for (0: onnxruntime's default)
-    rss_before_bytes: int = 0  # resident set before the session was created
-    rss_peak_bytes: int = 0  # peak resident set after creating and running it
-
-
-def session_options(ort: Any, threads: int = 0, profile_prefix: str | None = None) -> Any:
-    """onnxruntime's default SessionOptions; ``threads`` > 0 pins the intra-op count."""
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    if profile_prefix:
-        so.enable_profiling = True
-        so.profile_file_prefix = profile_prefix
-    so.log_severity_level = 3
-    return so
-
-
-def _feeds(session: Any, shapes: Mapping[str, Sequence[int]], seed: int) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for inp in session.get_inputs():
-        shape = shapes.get(inp.name)
-        if shape is None:
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-        if "float" in inp.type:
-            dtype = np.float16 if "float16" in inp.type else np.float32
-            feeds[inp.name] = rng.standard_normal(tuple(shape)).astype(dtype)
-        else:
-            feeds[inp.name] = np.zeros(tuple(shape), np.int64)
-    return feeds
-
-
-def _rss(field_name: str) -> int:
-    """VmRSS or VmHWM of this process in bytes (0 where /proc is absent)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def profile_nodes(events: list[dict[str, Any]]) -> list[NodeTime]:
-    """Median kernel time per node over every run in an onnxruntime profile (ms)."""
-    times: dict[str, list[float]] = {}
-    ops: dict[str, str] = {}
-    for e in events:
-        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-            name = e["name"][: -len("_kernel_time")]
-            times.setdefault(name, []).append(e["dur"] / 1000.0)
-            ops[name] = e.get("args", {}).get("op_name", "")
-    return [NodeTime(n, ops[n], statistics.median(t)) for n, t in times.items()]
-
-
-def time_model(model: str | bytes, shapes: Mapping[str, Sequence[int]], threads: int = 0,
-               repeats: int = 10, warmup: int = 2, profile_runs: int = 5,
-               seed: int = 0, min_seconds: float = 0.0) -> Run:
-    """Time ``model`` (a path or serialized bytes): wall time, then a profiled session.
-
-    At least ``repeats`` timed runs, and more until ``min_seconds`` have passed (at most
-    2000): spreading the runs over time keeps the median clear of a short burst of load
-    from other processes. The profiled session runs ``profile_runs`` times, and more until
-    half of ``min_seconds`` has passed (at most 100).
-    """
-    ort = require_ort()
-    before = _rss("VmRSS")
-    plain = ort.InferenceSession(model, session_options(ort, threads),
-                                 providers=["CPUExecutionProvider"])
-    feeds = _feeds(plain, shapes, seed)
-    for _ in range(warmup):
-        plain.run(None, feeds)
-    walls: list[float] = []
-    start = time.perf_counter()
-    while len(walls) < repeats or (time.perf_counter() - start < min_seconds
-                                   and len(walls) < 2000):
-        t0 = time.perf_counter()
-        plain.run(None, feeds)
-        walls.append((time.perf_counter() - t0) * 1000.0)
-    peak = _rss("VmHWM")
-    del plain
-    nodes: list[NodeTime] = []
-    if profile_runs:
-        with tempfile.TemporaryDirectory(prefix="cnnstat-prof-") as tmp:
-            prof = ort.InferenceSession(
-                model, session_options(ort, threads, os.path.join(tmp, "p")),
-                providers=["CPUExecutionProvider"])
-            for _ in range(warmup):
-                prof.run(None, feeds)
-            runs, start = 0, time.perf_counter()
-            while runs < profile_runs or (time.perf_counter() - start < min_seconds / 2
-                                          and runs < 100):
-                prof.run(None, feeds)  # the warm-up runs before are dropped by _last_runs
-                runs += 1
-            path = prof.end_profiling()
-            events = json.loads(Path(path).read_text())
-        nodes = profile_nodes(_last_runs(events, runs))
-    return Run(statistics.median(walls), tuple(walls), tuple(nodes), threads, before, peak)
-
-
-def _last_runs(events: list[dict[str, Any]], runs: int) -> list[dict[str, Any]]:
-    """The events of the last ``runs`` session runs (the warm-up runs come first)."""
-    starts = [e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
-    if len(starts) < runs:
-        return events
-    first = sorted(starts)[-runs]
-    return [e for e in events if e.get("ts", 0) >= first]
-
-
-def _child_main() -> None:
-    """Entry point of the measuring process: a JSON request on stdin, a JSON Run on stdout."""
-    import sys
-
-    req = json.loads(sys.stdin.read())
-    run = time_model(req["model"], req["shapes"], req["threads"], req["repeats"],
-                     min_seconds=req["min_seconds"])
-    sys.stdout.write(json.dumps(asdict(run)))
-
-
-def time_model_isolated(path: str, shapes: Mapping[str, Sequence[int]], threads: int = 0,
-                        repeats: int = 10, min_seconds: float = 0.0) -> Run:
-    """:func:`time_model` in a fresh Python process, so its peak RSS is the session's own."""
-    import subprocess
-    import sys
-
-    require_ort()
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
-    req = {"model": path, "shapes": {k: list(v) for k, v in shapes.items()},
-           "threads": threads, "repeats": repeats, "min_seconds": min_seconds}
-    proc = subprocess.run(
-        [sys.executable, "-c", "from analyzer.measure import _child_main; _child_main()"],
-        input=json.dumps(req), capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        why = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise CnnstatError(f"onnxruntime could not run the model: {why}", path)
-    data = json.loads(proc.stdout)
-    data["nodes"] = tuple(NodeTime(**n) for n in data["nodes"])
-    data["wall_all_ms"] = tuple(data["wall_all_ms"])
-    return Run(**data)
 
 
 # ---------------------------------------------------------------------------------------
@@ -370,7 +195,7 @@ def prepare(report: Report, tmp: str, seed: int = 0) -> Prepared:
         path = _runnable_onnx(report.net.path, tmp)
         names = {r.layer.name: r.layer.name for r in report.layers}
         return Prepared(path, dict(report.inputs), names, tensor_layers(report))
-    from analyzer.export_onnx import export
+    from analyzer.timing.lower import export
 
     ex = export(report, seed=seed)
     path = os.path.join(tmp, "net.onnx")
@@ -412,7 +237,7 @@ class Comparison:
     runs: int = 0  # timed runs behind the measured median
     measured_min_ms: float = 0.0  # the fastest run: the machine undisturbed by others
     probe_reference_ms: float = 0.0  # the probe at calibration (0: the profile has none)
-    probe_ms: float = 0.0  # the probe around the kept session (analyzer.probe)
+    probe_ms: float = 0.0  # the probe around the kept session (analyzer.timing.probe)
     sessions_set_aside: int = 0  # sessions run while the probe showed another state
     state_matched: bool = True  # False: no session ran in the calibration's state
 
@@ -429,13 +254,13 @@ def compare(report: Report, device: str, threads: int | None = None,
     The model runs in ``sessions`` fresh processes and the session with the median wall
     time is kept: on a small machine a session's thread placement can settle in a slow
     or a fast mode for its whole life, so one session is not a measurement. When the
-    profile stores a probe time (:mod:`analyzer.probe`), only sessions with the probe in the
+    profile stores a probe time (:mod:`analyzer.timing.probe`), only sessions with the probe in the
     calibration's state just before and just after count; others are set aside and run
     again for up to ``wait_seconds``. If none matched by then, every session counts and the
     comparison says the state differed.
     """
-    from analyzer.probe import Probe, profile_reference, same_state
-    from analyzer.timing import load_profile, predict_report, timing_key
+    from analyzer.timing.probe import Probe, profile_reference, same_state
+    from analyzer.timing.profile import load_profile, predict_report, timing_key
 
     require_ort()
     profile = load_profile(device)
@@ -573,61 +398,3 @@ def print_table(c: Comparison, console: Any) -> None:
         console.print(f"note: the 1-minute load average was {c.load_average:.1f} on {cores} "
                       "cores; other processes were running, so the measured times may be "
                       "inflated")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from analyzer.cli import _Parser, add_model_options
-
-    p = _Parser(prog="cnnstat measure", description=(
-        "Run the net with onnxruntime (random weights) and compare its measured time with "
-        "the device profile's prediction, per layer and in total."))
-    p.add_argument("model", help="a .prototxt or .onnx file")
-    add_model_options(p)
-    p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads (default: the profile's, else onnxruntime's)")
-    p.add_argument("--repeats", type=int, default=10,
-                   help="timed runs at least (median; default 10)")
-    p.add_argument("--seconds", type=float, default=2.0,
-                   help="keep timing runs for at least this long (default 2)")
-    p.add_argument("--sessions", type=int, default=3,
-                   help="fresh onnxruntime sessions; the median one is kept (default 3)")
-    p.add_argument("--wait", type=float, default=60.0,
-                   help="seconds to keep running sessions again while the machine is in "
-                        "another state than at calibration (default 60)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p
-
-
-def main(argv: Sequence[str]) -> int:
-    from analyzer.cli import analyze_path, write_output
-
-    args = build_parser().parse_args(argv)
-    if not args.device:
-        raise CnnstatError("measure needs --device (a profile from 'cnnstat calibrate')")
-    if args.threads is not None and args.threads < 0:
-        raise CnnstatError(f"--threads must be ≥ 0, got {args.threads}")
-    if args.repeats < 1:
-        raise CnnstatError(f"--repeats must be positive, got {args.repeats}")
-    require_ort()
-    device, args.device = args.device, None
-    report = analyze_path(args.model, args)
-    if args.sessions < 1:
-        raise CnnstatError(f"--sessions must be positive, got {args.sessions}")
-    if args.wait < 0:
-        raise CnnstatError(f"--wait must be ≥ 0, got {args.wait}")
-    c = compare(report, device, args.threads, args.repeats, max(args.seconds, 0.0),
-                args.sessions, args.wait)
-    if args.format == "json":
-        write_output(to_json(c), args.output)
-        return 0
-    from rich.console import Console
-
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            print_table(c, Console(file=fh, width=160))
-    else:
-        console = Console()
-        print_table(c, console if console.is_terminal else Console(width=160))
-    return 0

@@ -41,16 +41,16 @@ def probe_net() -> Any:
     """The probe as an IR net: an input of 1×32×28×28, then ten blocks of a 1×1
     convolution and a depthwise 3×3 convolution (32 channels, padding 1), built as the
     calibration grid builds its points."""
-    from analyzer.calibrate import _conv_attrs, _input, _layer
     from analyzer.ir import Net
+    from analyzer.timing.grid import conv_attrs, input_layer, make_layer
 
-    layers = [_input((1, CHANNELS, SIZE, SIZE))]
+    layers = [input_layer((1, CHANNELS, SIZE, SIZE))]
     prev = layers[0].tops[0]
     for i in range(BLOCKS):
-        layers += [_layer(f"pw{i}", "Convolution", (prev,), (f"pw{i}",),
-                          **_conv_attrs(CHANNELS, 1, 1, 1)),
-                   _layer(f"dw{i}", "Convolution", (f"pw{i}",), (f"dw{i}",),
-                          **_conv_attrs(CHANNELS, 3, 1, CHANNELS))]
+        layers += [make_layer(f"pw{i}", "Convolution", (prev,), (f"pw{i}",),
+                              **conv_attrs(CHANNELS, 1, 1, 1)),
+                   make_layer(f"dw{i}", "Convolution", (f"pw{i}",), (f"dw{i}",),
+                              **conv_attrs(CHANNELS, 3, 1, CHANNELS))]
         prev = f"dw{i}"
     return Net("probe", "<cnnstat probe>", "probe", tuple(layers))
 
@@ -60,15 +60,15 @@ class Probe:
 
     def __init__(self, threads: int = 0) -> None:
         from analyzer.analysis import analyze
-        from analyzer.export_onnx import export
-        from analyzer.measure import _feeds, require_ort, session_options
+        from analyzer.timing.lower import export
+        from analyzer.timing.runtime import feeds, require_ort, session_options
 
         ort = require_ort()
         ex = export(analyze(probe_net()))
         self.session = ort.InferenceSession(ex.model.SerializeToString(),
                                             session_options(ort, threads),
                                             providers=["CPUExecutionProvider"])
-        self.feeds = _feeds(self.session, ex.inputs, 0)
+        self.feeds = feeds(self.session, ex.inputs, 0)
         self.session.run(None, self.feeds)  # warm-up
 
     def ms(self, seconds: float = PROBE_SECONDS) -> float:

@@ -43,9 +43,9 @@ import numpy as np
 
 from analyzer.analysis import LayerResult, Report
 from analyzer.errors import CnnstatError
-from analyzer.shapes import conv_geometry
+from analyzer.layers.shapes import conv_geometry
 
-DEVICES_DIR = Path(__file__).resolve().parent / "devices"
+DEVICES_DIR = Path(__file__).resolve().parents[1] / "devices"
 LOCAL_DIR = Path.home() / ".config" / "cnnstat" / "devices"
 SCHEMA = 1
 

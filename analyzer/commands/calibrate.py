@@ -1,0 +1,61 @@
+"""``cnnstat calibrate``: measure this machine with onnxruntime and write a device profile."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from analyzer.commands.options import Parser
+from analyzer.errors import CnnstatError
+from analyzer.timing.calibrate import build_profile, default_output, plan, run_plan
+from analyzer.timing.runtime import require_ort
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="cnnstat calibrate", description=(
+        "Measure this machine with onnxruntime (one-layer nets with random weights, "
+        "default session options) and write a device profile for --device."))
+    p.add_argument("-o", "--output", help="profile .json to write (default: "
+                   "~/.config/cnnstat/devices/this-cpu.json, usable as --device this-cpu)")
+    p.add_argument("--quick", action="store_true", help="a smaller grid (under a minute)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="pin onnxruntime's intra-op thread count (default: its own choice)")
+    p.add_argument("--seed", type=int, default=0, help="grid sampling seed")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads < 0:
+        raise CnnstatError(f"--threads must be ≥ 0, got {args.threads}")
+    require_ort()
+    out = Path(args.output) if args.output else default_output()
+    name = out.stem
+    start = time.perf_counter()
+    measured = run_plan(plan(args.quick, args.seed), args.threads)
+    profile = build_profile(name, measured, args.threads, args.quick,
+                            time.perf_counter() - start)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise CnnstatError(f"cannot write: {e.strerror}", str(out)) from None
+    q = profile["quality"]
+    held = q.get("holdout_per_layer", {})
+    print(f"wrote {out} ({q['points']} timed layers in "
+          f"{profile['source']['seconds']:.0f} s; fusions: "
+          f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
+          f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
+          f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
+    state = profile.get("probe", {})
+    if state:
+        print(f"machine state: probe {state['ms']:.3f} ms; {state['readings_in_state']} of "
+              f"{state['readings']} probe readings in that state; "
+              f"{state['points_measured_again']} point(s) measured again, "
+              f"{state['points_out_of_state']} never in that state")
+    return 0
+
