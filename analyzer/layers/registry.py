@@ -91,9 +91,9 @@ RULES: dict[str, Rule] = {
 }
 
 # Kinds only the ONNX frontend emits: their rules read attrs (and shape hints) that only
-# onnx_reader.py writes, so the Caffe frontend must not map a fork's type onto them.
+# frontends/onnx.py writes, so the Caffe frontend must not map a fork's type onto them.
 ONNX_RULES: dict[str, Rule] = {
-    # ONNX-only kinds (onnx_reader.py). shapes.hinted: the reader's shapes (the op's spec on
+    # ONNX-only kinds (frontends/onnx.py). shapes.hinted: the reader's shapes (the op's spec on
     # its constant inputs, else ONNX shape inference).
     "MatMul": Rule(shapes.matmul, cost.matmul),
     "Broadcast": Rule(shapes.broadcast, cost.broadcast),
