@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from analyzer.cost import Cost, Gemm, ParamBlob
 from analyzer.errors import CnnstatError, layer_where
 from analyzer.ir import Layer, Net, Shape, Weight
+from analyzer.layers import caffe_shapes
 from analyzer.memory import DTYPE_BYTES, peak_data_bytes
 from analyzer.registry import UNKNOWN, rule_for
 from analyzer.shapes import ShapeError
@@ -141,7 +142,7 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
                 raise CnnstatError(f"bottom '{b}' is not produced by any earlier layer",
                                    _where(net, layer))
             ins.append(blobs[b])
-        rule = rule_for(layer.kind)
+        rule = rule_for(layer.kind, net.format)
         costed = rule is not None or layer.kind == "Input"
         if layer.kind == "Input":
             outs = _input_shapes(net, layer, opts)
@@ -196,6 +197,11 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
             pbytes, data, cost.workspace * itemsize, costed, tuple(notes)))
         if notes:
             warnings.extend(f"layer '{layer.name}': {n}" for n in notes)
+    if net.format.startswith("caffe"):
+        note = caffe_shapes.placeholder_warning(
+            [(r.layer, r.in_shapes[0]) for r in results if r.in_shapes], inputs, opts.shapes)
+        if note:
+            warnings.append(note)
     peak = peak_data_bytes(net.layers, [r.out_shapes for r in results], itemsize)
     totals = Totals(
         macs=sum(r.macs for r in results), flops=sum(r.flops for r in results),

@@ -1,0 +1,1 @@
+"""Layer rules: shapes, costs, memory and the blob limits of each framework."""
