@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from analyzer.cost import Cost, Gemm, ParamBlob
 from analyzer.errors import CnnstatError, layer_where
 from analyzer.ir import Layer, Net, Shape, Weight
-from analyzer.layers import caffe_shapes
+from analyzer.layers import caffe_shapes, limits
 from analyzer.memory import DTYPE_BYTES, peak_data_bytes
 from analyzer.registry import UNKNOWN, rule_for
 from analyzer.shapes import ShapeError
@@ -186,6 +186,9 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
                         f"{[list(x) for x in ins]})", _where(net, layer))
                 if 0 in s:
                     notes.append(f"output '{t}' {list(s)} has a zero dim: the layer does no work")
+        why = _blob_limit(net, layer, outs, cost, itemsize)
+        if why:
+            raise CnnstatError(why, _where(net, layer))
         for t, s in zip(layer.tops, outs):
             blobs[t] = s
         # the file's own weights where known, else the cost rule's blobs (as layer_blobs)
@@ -215,6 +218,24 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
         firsts = {s[0] for s in inputs.values() if s}
         batch = firsts.pop() if len(firsts) == 1 else None
     return Report(net, inputs, batch, opts.dtype, tuple(results), totals, tuple(warnings))
+
+
+def _blob_limit(net: Net, layer: Layer, outs: list[Shape], cost: Cost,
+                itemsize: int) -> str | None:
+    """Why the net's own framework could not hold one of this layer's blobs, or None."""
+    if net.format.startswith("caffe"):
+        return limits.caffe_layer(layer.name, zip(layer.tops, outs),
+                                  ((p.role, p.shape) for p in cost.params), cost.workspace)
+    if net.format == "onnx":
+        for t, s in zip(layer.tops, outs):
+            why = limits.int64_tensor(f"tensor '{t}'", s, itemsize)
+            if why:
+                return why
+        for w in layer.weights or ():
+            why = limits.int64_tensor(f"initializer '{w.name}'", w.shape, w.itemsize)
+            if why:
+                return why
+    return None
 
 
 def layer_blobs(layer: Layer, cost: Cost) -> tuple[ParamBlob, ...]:

@@ -273,10 +273,81 @@ def test_measure_lowering_gives_caffes_shapes_in_onnxruntime(text: str, tmp_path
     assert {k: tuple(got[t]) for k, t in ex.top_tensor.items() if t in got} == want
 
 
+# ------------------------------------------------------------------ the blob limit
+
+
 def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "analyzer", *args], capture_output=True,
                           text=True, env=env, timeout=60)
+
+
+def _refused(proc: subprocess.CompletedProcess[str], where: str, *fragments: str) -> None:
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"cnnstat: {where}"), proc.stderr
+    for f in fragments:
+        assert f in proc.stderr, proc.stderr
+
+
+def test_an_input_past_int_max_elements_is_refused_as_caffe_does(tmp_path: Path) -> None:
+    path = tmp_path / "big.prototxt"
+    path.write_text(inputs(1, 3, 8, 8) + relu("r", "data"))
+    side = 2**40
+    proc = _cli([str(path), "--input-shape", f"data=1,1,{side},{side}"])
+    _refused(proc, f"{path}:2: layer 'data': ", "blob 'data' (1×1×1099511627776×1099511627776)",
+             f"has {side * side:,} elements", "more than 2,147,483,647 (2^31 − 1)")
+
+
+def test_the_limit_is_exactly_int_max(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "edge.prototxt"
+    path.write_text(inputs(1, 3, 8, 8) + relu("r", "data"))
+    report = _run_json(path, capsys, "--input-shape", f"data=1,1,1,{INT_MAX}")
+    assert report["totals"]["memory"]["data_bytes"] == 2 * INT_MAX * 4  # data and r (in place)
+    assert main([str(path), "--input-shape", f"data=1,1,1,{INT_MAX + 1}"]) == 2
+    assert f"has {INT_MAX + 1:,} elements" in capsys.readouterr().err
+
+
+def test_a_weight_blob_past_int_max_is_refused(tmp_path: Path, capsys) -> None:
+    """4096 inputs × 524,288 outputs = 2³¹ weights; one output fewer fits."""
+    ip = ('layer {{ name: "fc" type: "InnerProduct" bottom: "data" top: "fc" '
+          "inner_product_param {{ num_output: {} }} }}\n")
+    path = tmp_path / "fc.prototxt"
+    path.write_text(inputs(1, 4096) + ip.format(524_288))
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:3: layer 'fc'" in err
+    assert f"parameter blob 'weight' (524288×4096) has {524_288 * 4096:,} elements" in err
+    path.write_text(inputs(1, 4096) + ip.format(524_287))
+    assert _run_json(path, capsys)["totals"]["params"] == 524_287 * 4096 + 524_287
+
+
+def test_an_im2col_buffer_past_int_max_is_refused(tmp_path: Path, capsys) -> None:
+    """64×2048×2048 in (2²⁸ elements), 3×3 pad 1 to one channel: the top fits, but Caffe's
+    column buffer is 64·3·3 × 2048·2048 = 2,415,919,104 elements."""
+    path = tmp_path / "col.prototxt"
+    path.write_text(inputs(1, 64, 2048, 2048)
+                    + conv("c", "data", "num_output: 1 pad: 1 kernel_size: 3"))
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:3: layer 'c'" in err
+    assert f"the im2col buffer of layer 'c' has {64 * 9 * 2048 * 2048:,} elements" in err
+
+
+def test_onnx_tensors_past_int64_are_refused(tmp_path: Path) -> None:
+    """Element count past 2⁶³ − 1, and (2³⁰·2³¹ = 2⁶¹ elements) a byte size past it at fp32."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["a", "b"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g", [x], [y])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    _refused(_cli([str(path), "--input-shape", f"x={2**40},{2**40}"]), f"{path}: ",
+             "tensor 'x' (1099511627776×1099511627776)", f"has {2**80:,} elements")
+    _refused(_cli([str(path), "--input-shape", f"x={2**30},{2**31}"]), f"{path}: ",
+             f"has {2**61:,} elements ({2**63:,} bytes)", "must fit in int64")
 
 
 # ------------------------------------------------------------------ never a traceback
@@ -289,6 +360,8 @@ def test_no_traceback_on_any_net_here(tmp_path: Path) -> None:
         "neg": inputs(1, 4, 1, 1) + pool("p", "data", "pool: MAX kernel_size: 3 stride: 1"),
         "zero": inputs(1, 4, 1, 1) + pool("p", "data", "pool: AVE kernel_size: 3 stride: 2")
         + conv("b", "p", "num_output: 2 kernel_size: 1"),
+        "ip": inputs(1, 4096) + 'layer { name: "fc" type: "InnerProduct" bottom: "data" '
+        'top: "fc" inner_product_param { num_output: 524288 } }\n',
     }
     for name, text in nets.items():
         path = tmp_path / f"{name}.prototxt"
