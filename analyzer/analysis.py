@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from analyzer.errors import CnnstatError, layer_where
 from analyzer.ir import Layer, Net, Shape, Weight
+from analyzer.layers import caffe_shapes, limits
 from analyzer.layers.cost import Cost, Gemm, ParamBlob
 from analyzer.layers.memory import DTYPE_BYTES, peak_data_bytes
 from analyzer.layers.registry import UNKNOWN, rule_for
@@ -141,7 +142,7 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
                 raise CnnstatError(f"bottom '{b}' is not produced by any earlier layer",
                                    _where(net, layer))
             ins.append(blobs[b])
-        rule = rule_for(layer.kind)
+        rule = rule_for(layer.kind, net.format)
         costed = rule is not None or layer.kind == "Input"
         if layer.kind == "Input":
             outs = _input_shapes(net, layer, opts)
@@ -185,6 +186,9 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
                         f"{[list(x) for x in ins]})", _where(net, layer))
                 if 0 in s:
                     notes.append(f"output '{t}' {list(s)} has a zero dim: the layer does no work")
+        why = _blob_limit(net, layer, outs, cost, itemsize)
+        if why:
+            raise CnnstatError(why, _where(net, layer))
         for t, s in zip(layer.tops, outs):
             blobs[t] = s
         # the file's own weights where known, else the cost rule's blobs (as layer_blobs)
@@ -196,6 +200,11 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
             pbytes, data, cost.workspace * itemsize, costed, tuple(notes)))
         if notes:
             warnings.extend(f"layer '{layer.name}': {n}" for n in notes)
+    if net.format.startswith("caffe"):
+        note = caffe_shapes.placeholder_warning(
+            [(r.layer, r.in_shapes[0]) for r in results if r.in_shapes], inputs, opts.shapes)
+        if note:
+            warnings.append(note)
     peak = peak_data_bytes(net.layers, [r.out_shapes for r in results], itemsize)
     totals = Totals(
         macs=sum(r.macs for r in results), flops=sum(r.flops for r in results),
@@ -209,6 +218,24 @@ def analyze(net: Net, opts: Options = Options()) -> Report:
         firsts = {s[0] for s in inputs.values() if s}
         batch = firsts.pop() if len(firsts) == 1 else None
     return Report(net, inputs, batch, opts.dtype, tuple(results), totals, tuple(warnings))
+
+
+def _blob_limit(net: Net, layer: Layer, outs: list[Shape], cost: Cost,
+                itemsize: int) -> str | None:
+    """Why the net's own framework could not hold one of this layer's blobs, or None."""
+    if net.format.startswith("caffe"):
+        return limits.caffe_layer(layer.name, zip(layer.tops, outs),
+                                  ((p.role, p.shape) for p in cost.params), cost.workspace)
+    if net.format == "onnx":
+        for t, s in zip(layer.tops, outs):
+            why = limits.int64_tensor(f"tensor '{t}'", s, itemsize)
+            if why:
+                return why
+        for w in layer.weights or ():
+            why = limits.int64_tensor(f"initializer '{w.name}'", w.shape, w.itemsize)
+            if why:
+                return why
+    return None
 
 
 def layer_blobs(layer: Layer, cost: Cost) -> tuple[ParamBlob, ...]:

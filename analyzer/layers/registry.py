@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.layers import cost, shapes
+from analyzer.layers import caffe_shapes, cost, shapes
 from analyzer.layers.cost import CostRule
 from analyzer.layers.shapes import ShapeRule
 
@@ -124,9 +124,19 @@ ONNX_RULES: dict[str, Rule] = {
 ONNX_ONLY_KINDS = frozenset(k for k, r in ONNX_RULES.items() if r.shape is not shapes.same)
 RULES.update(ONNX_RULES)
 
+# Caffe's own C++ arithmetic where it differs from the exact integer rules above: it accepts
+# a window larger than the padded input (see layers/caffe_shapes.py). For Caffe nets only.
+CAFFE_RULES: dict[str, Rule] = {
+    "Convolution": Rule(caffe_shapes.convolution, cost.convolution),
+    "Pooling": Rule(caffe_shapes.pooling, cost.pooling),
+}
+
 UNKNOWN = Rule(shapes.assumed_same, cost.free)
 
 
-def rule_for(kind: str) -> Rule | None:
-    """The rule for a kind, or None where cnnstat has none (the caller flags it)."""
+def rule_for(kind: str, fmt: str = "") -> Rule | None:
+    """The rule for a kind in a net of format ``fmt`` (``Net.format``), or None where
+    cnnstat has none (the caller flags it)."""
+    if fmt.startswith("caffe") and kind in CAFFE_RULES:
+        return CAFFE_RULES[kind]
     return RULES.get(kind)

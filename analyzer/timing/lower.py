@@ -105,6 +105,12 @@ def _conv(g: _Graph, r: LayerResult, x: list[str], y: list[str]) -> None:
     if layer.attr("bias", True):
         ins.append(g.const(f"{layer.name}.bias", np.zeros(c_out, np.float32)))
     pads = _ints(geo["pad"]) * 2
+    if not deconv:  # Caffe's int division truncates toward 0: a window wider than the padded
+        # input can still give 1 output; an end pad makes ONNX's floor give the same size
+        out = r.out_shapes[0][geo["axis"] + 1 :]
+        pads = _ints(geo["pad"]) + [
+            max(p, (o - 1) * s + d * (k - 1) + 1 - n - p) for n, o, k, s, p, d in zip(
+                geo["spatial"], out, kernel, geo["stride"], geo["pad"], geo["dilation"])]
     g.node(layer.name, "ConvTranspose" if deconv else "Conv", ins, y,
            kernel_shape=_ints(kernel), strides=_ints(geo["stride"]), pads=pads,
            dilations=_ints(geo["dilation"]), group=group)
