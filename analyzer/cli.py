@@ -156,6 +156,8 @@ COMMANDS = {
     "fit": "analyzer.fit:main",
     "calibrate": "analyzer.calibrate:main",
     "measure": "analyzer.measure:main",
+    "plan": "analyzer.commands.plan:main",
+    "report": "analyzer.commands.report:main",
 }
 
 

@@ -1,0 +1,1 @@
+"""The cnnstat subcommands: argument parsing and output of each command."""
