@@ -241,8 +241,9 @@ def warning_groups(report: Report) -> list[tuple[str, list[str]]]:
 
 
 def _with_names(head: str, names: Sequence[str], width: int) -> str:
-    """``head: a, b (+3 more)`` with as many names as fit in ``width`` (none if the first
-    does not)."""
+    """``head: a, b (+3 more)`` with as many names as fit in the terminal lines the head
+    takes anyway (``width`` cells each)."""
+    width *= -(-(len(head) + 12) // width)  # a note that wraps leaves its second line
     text = head
     for i, name in enumerate(names):
         rest = len(names) - i - 1
