@@ -291,7 +291,7 @@ tr.nofit{color:#888}
 footer{margin-top:28px;color:#777;font-size:12px}
 @media print{
 body{font-size:10px}main{max-width:none;padding:0}
-h2{break-after:avoid}section#time-share,section#memory,section#plan{break-inside:avoid}
+h2,h3{break-after:avoid}svg.chart,section#memory,section#plan{break-inside:avoid}
 thead th{position:static}.scroll{overflow:visible}
 table{font-size:8px}th,td{padding:1px 4px}
 td.name{max-width:none;white-space:normal}

@@ -301,7 +301,7 @@ def to_table(report: Report, rows: Sequence[LayerResult], console: Any,
         ("cut in the middle (…)", any(c != shown[r.layer.name]
                                       for r, c in zip(rows, cols[0].cells)))) if done]
     if how:
-        console.print(f"[dim]layer names {' and '.join(how)}; --format json has them "
+        console.print(f"[dim]layer names: {' and '.join(how)}; --format json has them "
                       "whole[/]", highlight=False)
     console.print(f"data: {_data_summary(report)}", highlight=False)
     console.print(f"workspace: {nbytes(t.workspace_bytes)} (per layer, summed) · "
@@ -310,5 +310,7 @@ def to_table(report: Report, rows: Sequence[LayerResult], console: Any,
                   + (f" + {t.stats:,} statistics" if t.stats else "")
                   + f" = {nbytes(t.params_bytes)}", highlight=False)
     console.print(f"[dim]{escape(h[2])}[/]", highlight=False)
+    everyone = [r.layer.name for r in report.layers]  # rows may be only the --top ones
+    shown = {**dict(zip(everyone, short_names(everyone))), **shown}
     for line in warning_lines(report, width, verbose, shown):
         console.print("[yellow]warning:[/]" + escape(line[len("warning:"):]), highlight=False)

@@ -249,8 +249,9 @@ def footer(plan: Plan) -> list[str]:
              "per image"]
     if plan.max_batch is not None:
         assert plan.memory_budget_bytes is not None and plan.max_batch_memory_bytes is not None
-        lines.append(f"max batch {plan.max_batch:,}: {nbytes(plan.max_batch_memory_bytes)} of "
-                     f"{nbytes(plan.memory_budget_bytes)}")
+        used = plan.max_batch_memory_bytes / plan.memory_budget_bytes
+        lines.append(f"max batch {plan.max_batch:,}: {nbytes(plan.max_batch_memory_bytes)}, "
+                     f"{used:.1%} of {nbytes(plan.memory_budget_bytes)}")
     if plan.best_batch is not None:
         best = next(r for r in plan.rows if r.batch == plan.best_batch)
         lines.append(f"best throughput among these rows: batch {best.batch}, "

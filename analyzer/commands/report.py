@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from analyzer.check import parse_bytes
 from analyzer.cli import _Parser, add_model_options, analyze_path, write_output
 from analyzer.commands.plan import add_plan_options, build_plan, plan_dict
 from analyzer.errors import CnnstatError
@@ -36,6 +37,8 @@ def main(argv: Sequence[str]) -> int:
             and Path(args.output).samefile(args.model):
         raise CnnstatError("-o names the model file itself; cnnstat never overwrites a model",
                            args.output)
+    if args.memory:
+        parse_bytes(args.memory, "--memory")  # a bad size is an error, not a note
     report = analyze_path(args.model, args)
     plan, note = None, None
     if args.device:
