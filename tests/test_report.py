@@ -237,25 +237,29 @@ def chromium() -> str:
 
 
 def render(page: Path, tmp: Path) -> tuple[Path, dict]:
-    """Screenshot ``page`` at 1280×800 in headless Chromium, with a network log. The browser
-    runs without a network (its own namespace where `unshare -n` works; every host resolves
-    to nothing and every request goes to a closed local port in any case), so its background
-    services send nothing anywhere."""
-    shot, log, profile = tmp / f"{page.stem}.png", tmp / f"{page.stem}.netlog.json", \
-        tmp / f"{page.stem}-profile"
+    """Screenshot ``page`` at 1280×800 in headless Chromium, with its network log (the
+    browser's own background services are in it too, and send nothing: see :func:`browse`)."""
+    shot, log = tmp / f"{page.stem}.png", tmp / f"{page.stem}.netlog.json"
+    proc = browse(page, tmp, "--hide-scrollbars", "--window-size=1280,800",
+                  f"--log-net-log={log}", f"--screenshot={shot}")
+    assert shot.exists(), proc.stderr[-2000:]
+    return shot, json.loads(log.read_text())
+
+
+def browse(page: Path, tmp: Path, *flags: str) -> subprocess.CompletedProcess:
+    """Headless Chromium on ``page`` with a fresh profile, and without a network: in a
+    network namespace of its own where `unshare -n` works, and in any case with every host
+    resolving to nothing and every request sent to a closed local port."""
     cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars",
-           "--window-size=1280,800", "--proxy-server=127.0.0.1:9",
-           "--host-resolver-rules=MAP * ~NOTFOUND", f"--log-net-log={log}",
-           f"--screenshot={shot}", page.resolve().as_uri()]
+           "--disable-sync", f"--user-data-dir={tmp / (page.stem + '-profile')}",
+           "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND", *flags,
+           page.resolve().as_uri()]
     if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"],
                                                   capture_output=True).returncode == 0:
         cmd = ["unshare", "-n", *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HOME": str(tmp)})
-    assert shot.exists(), proc.stderr[-2000:]
-    return shot, json.loads(log.read_text())
 
 
 def page_requests(netlog: dict) -> list[str]:
@@ -273,8 +277,7 @@ def page_requests(netlog: dict) -> list[str]:
 
 
 def test_page_renders_in_chromium_without_a_request(capsys, tmp_path):
-    browser = chromium()
-    assert browser
+    chromium()  # skips here, before any work, where there is none
     model = str(need(CAFFE_CORPUS / "resnet50_deploy.prototxt"))
     _, _, out = make_page(capsys, tmp_path, model, "--device", "jetson-tx1")
     control = tmp_path / "control.html"
@@ -295,3 +298,24 @@ def test_page_renders_in_chromium_without_a_request(capsys, tmp_path):
     assert len(set(pixels)) > 50  # text, cards and bars, not one flat colour
     bar = bytes((0x3F, 0x6F, 0xB0))  # the time-share bars' colour: the SVG was drawn
     assert sum(p == bar for p in pixels) > 200
+
+
+def test_sort_script_orders_the_layer_table_in_chromium(capsys, tmp_path):
+    """A click on the MACs heading (twice: then ascending) reorders the rows by MACs,
+    ties kept in execution order."""
+    chromium()
+    text, page, _ = make_page(capsys, tmp_path, ALEXNET)
+    heads = [tag for tag, _ in page.tags if tag == "th"]
+    assert len(heads) == 12  # '#', layer, type, output, n, k, m, MACs, … (no time column)
+    clicks = '<script>const h = document.querySelectorAll("#layer-table th")[7];' \
+             'h.click(); h.click();</script></body>'
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(text.replace("</body>", clicks), encoding="utf-8")
+    dom = browse(clicked, tmp_path, "--dump-dom").stdout
+    after = Page()
+    after.feed(dom)
+    rows = [r for r in after.rows["layer-table"] if r]
+    d = run_json(capsys, ALEXNET)
+    want = sorted(range(len(d["layers"])), key=lambda i: (d["layers"][i]["macs"], i))
+    assert [json.loads(r[0][0]) - 1 for r in rows] == want
+    assert 'aria-sort="ascending"' in dom
