@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from analyzer.termtable import cut_name
+
 Fmt = Callable[[float], str]
 
 FONT = 12  # px, labels
@@ -60,14 +62,6 @@ def ticks(top: float, step: float) -> list[float]:
     return out
 
 
-def cut_middle(text: str, width: int) -> str:
-    """Keep the head and the tail: 'features.14/block.3/Conv' → 'feat…ock.3/Conv'."""
-    if len(text) <= width:
-        return text
-    head = max(1, (width - 1) * 2 // 5)
-    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
-
-
 @dataclass(frozen=True)
 class Bar:
     """One horizontal bar: its label, value, the text after it and a hover title."""
@@ -76,7 +70,7 @@ class Bar:
     value: float
     text: str
     title: str
-    muted: bool = False  # text only, no bar (e.g. "the other layers", larger than any bar)
+    text_only: bool = False  # no bar (e.g. "the other layers", larger than any bar)
 
 
 def hbar_chart(bars: Sequence[Bar], *, width: int = 900, label_width: int = 260,
@@ -84,17 +78,17 @@ def hbar_chart(bars: Sequence[Bar], *, width: int = 900, label_width: int = 260,
     """Horizontal bars, one per row, in the order given; the longest spans the plot."""
     text_width = 170
     plot = width - label_width - text_width
-    top = max((b.value for b in bars if not b.muted), default=0.0) or 1.0
+    top = max((b.value for b in bars if not b.text_only), default=0.0) or 1.0
     height = row * len(bars) + 8
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" '
              f'height="{height}" role="img" aria-label="{_e(title)}">']
     for i, b in enumerate(bars):
         y = 4 + i * row
-        w = 0.0 if b.muted else max(plot * b.value / top, 0.5 if b.value > 0 else 0.0)
+        w = 0.0 if b.text_only else max(plot * b.value / top, 0.5 if b.value > 0 else 0.0)
         parts.append(
             f'<g><title>{_e(b.title)}</title>'
             f'<text x="{label_width - 6}" y="{_n(y + row * 0.7)}" text-anchor="end" '
-            f'font-size="{FONT}">{_e(cut_middle(b.label, label_width // 7))}</text>'
+            f'font-size="{FONT}">{_e(cut_name(b.label, label_width // 7))}</text>'
             f'<rect x="{label_width}" y="{_n(y + 2)}" width="{_n(w)}" height="{row - 5}" '
             f'fill="{color}"/>'
             f'<text x="{_n(label_width + w + 6)}" y="{_n(y + row * 0.7)}" font-size="{FONT}" '
@@ -252,7 +246,7 @@ class Series:
     xs: Sequence[float]
     ys: Sequence[float]
     color: str = "#3f6fb0"
-    muted_from: float | None = None  # points with x ≥ this are drawn hollow (do not fit)
+    hollow_from: float | None = None  # points with x ≥ this are drawn hollow (do not fit)
 
 
 def line_chart(series: Series, *, fmt: Fmt, y_bytes: bool = False, hline: float | None = None,
@@ -295,7 +289,7 @@ def line_chart(series: Series, *, fmt: Fmt, y_bytes: bool = False, hline: float 
     parts.append(f'<polyline points="{pts}" fill="none" stroke="{series.color}" '
                  'stroke-width="2"/>')
     for x, lx, y in zip(series.xs, xs, series.ys):
-        hollow = series.muted_from is not None and x >= series.muted_from
+        hollow = series.hollow_from is not None and x >= series.hollow_from
         fill = "white" if hollow else series.color
         parts.append(f'<circle cx="{_n(f.x(lx))}" cy="{_n(f.y(y))}" r="3.5" fill="{fill}" '
                      f'stroke="{series.color}" stroke-width="1.5">'

@@ -101,7 +101,7 @@ def _time_chart(d: Mapping[str, Any]) -> str:
     if rest:
         v = sum(x[key] for x in rest)
         bars.append(Bar(f"the other {len(rest)} layers", v, text(v),
-                        f"{len(rest)} layers, each below the ones above", muted=True))
+                        f"{len(rest)} layers, each below the ones above", text_only=True))
     if timed:
         head = "Where the time goes"
         note = (f"Predicted forward time per layer on {_e(d['device'])}, largest first; the "

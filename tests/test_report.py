@@ -319,3 +319,13 @@ def test_sort_script_orders_the_layer_table_in_chromium(capsys, tmp_path):
     want = sorted(range(len(d["layers"])), key=lambda i: (d["layers"][i]["macs"], i))
     assert [json.loads(r[0][0]) - 1 for r in rows] == want
     assert 'aria-sort="ascending"' in dom
+
+
+def test_chart_axes_use_round_steps():
+    from analyzer.charts import byte_step, nice_step, ticks
+
+    assert nice_step(23.0) == 5 and nice_step(0.9) == 0.2 and nice_step(1000) == 200
+    assert byte_step(9.19 * 2**20) == 2 * 2**20  # the ResNet-50 memory chart: + 2 MiB steps
+    assert byte_step(7.06 * 2**30) == 2 * 2**30
+    assert byte_step(3000) == 1000  # under 5 KiB a step: plain bytes
+    assert ticks(9.19, 2) == [0, 2, 4, 6, 8, 10]
