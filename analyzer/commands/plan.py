@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +105,8 @@ class Batches:
         return PlanRow(batch, r.totals.time_ms, mem, None if budget is None else mem <= budget)
 
 
-def max_batch(memory, budget: int, guess: int, limit: int = 2**40) -> int:
+def max_batch(memory: Callable[[int], int], budget: int, guess: int,
+              limit: int = 2**40) -> int:
     """The largest batch ``b`` with ``memory(b) <= budget``, ``memory`` non-decreasing and
     ``memory(1) <= budget``: ``guess`` is checked with its successor, else bisection."""
     if memory(guess) <= budget:
@@ -135,24 +136,34 @@ def parse_batches(text: str) -> list[int]:
     return batches
 
 
-def budget_from(args: argparse.Namespace) -> tuple[int | None, str | None, str | None, str | None]:
-    """(budget bytes, where it came from, the profile's note, a warning) from --memory or
-    the device profile."""
+@dataclass(frozen=True)
+class Budget:
+    """A memory budget (bytes; None: none), where it came from, the profile's note on it,
+    and a warning when a device was named but states no memory."""
+
+    bytes: int | None = None
+    origin: str | None = None  # '--memory' or 'device jetson-tx1'
+    note: str | None = None
+    warning: str | None = None
+
+
+def budget_from(args: argparse.Namespace) -> Budget:
+    """The budget from --memory, else from the device profile's ``memory_bytes``."""
     if getattr(args, "memory", None):
-        budget = parse_bytes(args.memory, "--memory")
-        if budget <= 0:
+        value = parse_bytes(args.memory, "--memory")
+        if value <= 0:
             raise CnnstatError(f"--memory must be positive, got '{args.memory}'")
-        return budget, "--memory", None, None
+        return Budget(value, "--memory")
     if getattr(args, "device", None):
         from analyzer.timing import load_profile
 
         profile = load_profile(args.device)
         value = profile.data.get("memory_bytes")
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value, f"device {profile.name}", profile.data.get("memory_note"), None
-        return None, None, None, (f"device profile '{profile.name}' states no memory: give "
-                                  "--memory SIZE for a budget")
-    return None, None, None, None
+            return Budget(value, f"device {profile.name}", profile.data.get("memory_note"))
+        return Budget(warning=f"device profile '{profile.name}' states no memory: give "
+                              "--memory SIZE for a budget")
+    return Budget()
 
 
 def build_plan(source: str, args: argparse.Namespace, convention: str = "caffe",
@@ -160,7 +171,8 @@ def build_plan(source: str, args: argparse.Namespace, convention: str = "caffe",
     """Analyse ``source`` at each batch (and wherever the max-batch search needs)."""
     if convention not in MEMORY_CONVENTIONS:
         raise CnnstatError(f"--convention must be caffe or peak, got '{convention}'")
-    budget, origin, note, warning = budget_from(args)
+    given = budget_from(args)
+    budget, origin = given.bytes, given.origin
     nets = Batches(source, args, convention)
     m1, m2 = nets.memory(1), nets.memory(2)
     slope, fixed = m2 - m1, 2 * m1 - m2
@@ -190,11 +202,11 @@ def build_plan(source: str, args: argparse.Namespace, convention: str = "caffe",
         model={"path": first.net.path, "name": first.net.name, "format": first.net.format},
         inputs={k: list(v) for k, v in first.inputs.items()}, dtype=first.dtype,
         device=first.device, convention=convention, memory_budget_bytes=budget,
-        budget_origin=origin, budget_note=note, rows=rows, max_batch=best_fit,
+        budget_origin=origin, budget_note=given.note, rows=rows, max_batch=best_fit,
         max_batch_memory_bytes=None if best_fit is None else nets.memory(best_fit),
         fixed_bytes=fixed, per_image_bytes=slope,
         best_batch=None if best is None else best.batch,
-        warnings=(warning,) if warning else ())
+        warnings=(given.warning,) if given.warning else ())
 
 
 # ---------------------------------------------------------------------------------------
