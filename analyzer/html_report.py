@@ -25,6 +25,7 @@ from analyzer.analysis import Report
 from analyzer.charts import Bar, Series, hbar_chart, line_chart, stacked_area_chart
 from analyzer.memory import DTYPE_BYTES, live_data_bytes
 from analyzer.render import CONVENTION, count, nbytes, to_dict
+from analyzer.termtable import short_names
 
 TIME_BARS = 24  # layers drawn one by one in the time-share chart; the rest share a bar
 
@@ -95,7 +96,8 @@ def _time_chart(d: Mapping[str, Any]) -> str:
     def text(v: float) -> str:
         return f"{_ms(v)} ms · {v / total:.1%}" if timed else f"{count(v)} · {v / total:.1%}"
 
-    bars = [Bar(x["name"], x[key], text(x[key]),
+    short = dict(zip((x["name"] for x in layers), short_names([x["name"] for x in layers])))
+    bars = [Bar(short[x["name"]], x[key], text(x[key]),
                 f"{x['name']} ({x['type']}): {text(x[key])}") for x in ranked[:TIME_BARS]]
     rest = ranked[TIME_BARS:]
     if rest:
@@ -130,7 +132,7 @@ def _memory_chart(report: Report, d: Mapping[str, Any]) -> str:
     mem = d["totals"]["memory"]
     params, peak = mem["params_bytes"], mem["data_peak_bytes"]
     at = live.index(peak) if live and peak in live else None
-    peak_name = layers[at]["name"] if at is not None else "?"
+    peak_name = short_names([x["name"] for x in layers])[at] if at is not None else "?"
     chart = stacked_area_chart(
         [f"{i + 1}. {x['name']} ({x['type']})" for i, x in enumerate(layers)], params, live,
         mark=at, mark_text=f"peak: {nbytes(peak)} of data at '{peak_name}'", fmt=nbytes,
@@ -201,7 +203,7 @@ def _plan_section(plan: Mapping[str, Any] | None, note: str | None) -> str:
 
 COLUMNS = (  # (header, JSON getter, text, numeric)
     ("#", None, None, True),
-    ("layer", lambda x: x["name"], None, False),
+    ("layer", None, None, False),  # the short name; the whole one in its tooltip
     ("type", lambda x: x["type"], None, False),
     ("output", lambda x: _shape(x["output_shapes"]), None, False),
     ("n", lambda x: x["gemm"] and x["gemm"]["n"], str, True),
@@ -223,16 +225,20 @@ def _layer_table(d: Mapping[str, Any]) -> str:
     head = "".join(f'<th class="{"num" if c[3] else "txt"}" tabindex="0">{_e(c[0])}</th>'
                    for c in cols)
     rows = []
+    short = short_names([x["name"] for x in d["layers"]])
     for i, x in enumerate(d["layers"], 1):
         cells = []
         for name, get, fmt, numeric in cols:
-            if get is None:
+            if name == "#":
                 cells.append(f'<td class="num" data-v="{i}">{i}</td>')
                 continue
+            if name == "layer":
+                cells.append(f'<td class="name" title="{_e(x["name"])}">{_e(short[i - 1])}</td>')
+                continue
+            assert get is not None
             v = get(x)
             if not numeric:
-                cls = ' class="name"' if name == "layer" else ""
-                cells.append(f"<td{cls}>{_e(v)}</td>")
+                cells.append(f"<td>{_e(v)}</td>")
                 continue
             if v is None:
                 cells.append('<td class="num"></td>')
@@ -247,7 +253,8 @@ def _layer_table(d: Mapping[str, Any]) -> str:
         rows.append(f'<tr data-i="{i}"{warn}{title}>{"".join(cells)}</tr>')
     return ('<section id="layers"><h2>Layers</h2><p class="note">Click a column heading to '
             'sort (again to reverse). ' + _e(CONVENTION) + '. Rows with a warning are tinted; '
-            'hover for it.</p><div class="scroll"><table id="layer-table" class="sortable">'
+            'hover for it. Names are shortened as in the terminal table (hover a name for it '
+            'whole).</p><div class="scroll"><table id="layer-table" class="sortable">'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
             '</section>')
 
@@ -282,7 +289,7 @@ th.num,td.num{text-align:right}
 thead th{position:sticky;top:0;background:#eef2f6;border-bottom:1px solid #ccd;cursor:pointer}
 tbody tr:nth-child(even){background:#f8f9fb}
 tr.warn td:first-child{box-shadow:inset 3px 0 #e0a020}
-td.name{max-width:420px;overflow:hidden;text-overflow:ellipsis}
+td.name{max-width:440px;overflow:hidden;text-overflow:ellipsis}
 td{position:relative}
 .bar{position:absolute;left:0;top:3px;bottom:3px;background:#3f6fb0;opacity:.22}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}

@@ -20,12 +20,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import CAFFE_CORPUS, MODELS, need
+from conftest import CAFFE_CORPUS, MODELS, SHARED, need
 
 from analyzer import cli
 from analyzer.api import analyze_file
 from analyzer.memory import live_data_bytes
 from analyzer.render import count, nbytes
+from analyzer.termtable import fold_path
 
 ALEXNET = str(MODELS / "alexnet.prototxt")
 
@@ -100,7 +101,8 @@ def test_page_holds_every_layer_with_the_jsons_numbers(capsys, tmp_path):
         values = [json.loads(v) if v is not None else None for v, _ in cells]
         texts = [t for _, t in cells]
         g = layer["gemm"]
-        assert values[0] == i and texts[1] == layer["name"] and texts[2] == layer["type"]
+        assert values[0] == i and texts[1] == fold_path(layer["name"])
+        assert texts[2] == layer["type"]
         assert values[4:7] == ([g["n"], g["k"], g["m"]] if g else [None, None, None])
         assert values[7:12] == [layer["macs"], layer["flops"], layer["params"],
                                 layer["memory"]["data_bytes"],
@@ -329,3 +331,14 @@ def test_chart_axes_use_round_steps():
     assert byte_step(7.06 * 2**30) == 2 * 2**30
     assert byte_step(3000) == 1000  # under 5 KiB a step: plain bytes
     assert ticks(9.19, 2) == [0, 2, 4, 6, 8, 10]
+
+
+def test_onnx_names_are_short_in_the_page_and_whole_in_their_tooltips(capsys, tmp_path):
+    model = str(need(SHARED / "corpus" / "onnx_modern" / "mobilenet_v3_large.onnx"))
+    _, page, _ = make_page(capsys, tmp_path, model, "--batch", "1")
+    names = [x["name"] for x in run_json(capsys, model, "--batch", "1")["layers"]]
+    cells = [a for tag, a in page.tags if tag == "td" and a.get("class") == "name"]
+    assert [a["title"] for a in cells] == names
+    rows = [r for r in page.rows["layer-table"] if r]
+    assert [r[1][1] for r in rows] == [fold_path(n) for n in names]
+    assert rows[5][1][1] == "features.1/block.0.1/BatchNormalization"
