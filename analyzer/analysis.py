@@ -60,6 +60,30 @@ class Totals:
     workspace_shared_bytes: int  # one shared buffer: the largest
     time_ms: float | None = None
 
+    def data(self, convention: str) -> int:
+        """Data bytes: every top (``caffe``) or the liveness peak (``peak``)."""
+        return self.data_peak_bytes if _convention(convention) == "peak" else self.data_bytes
+
+    def workspace(self, convention: str) -> int:
+        """Workspace bytes: one buffer per conv, summed (``caffe``) or the largest (``peak``)."""
+        if _convention(convention) == "peak":
+            return self.workspace_shared_bytes
+        return self.workspace_bytes
+
+    def memory(self, convention: str) -> int:
+        """Params + data + workspace bytes under a convention: what ``check --max-memory``
+        and ``plan`` count."""
+        return self.params_bytes + self.data(convention) + self.workspace(convention)
+
+
+MEMORY_CONVENTIONS = ("caffe", "peak")
+
+
+def _convention(name: str) -> str:
+    if name not in MEMORY_CONVENTIONS:
+        raise ValueError(f"unknown memory convention {name!r} (use caffe or peak)")
+    return name
+
 
 @dataclass(frozen=True)
 class Report:

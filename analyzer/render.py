@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from analyzer.analysis import LayerResult, Report
+from analyzer.termtable import Column, distinct_width, fit, short_names
 
 SCHEMA_VERSION = 1
 CONVENTION = ("MACs = multiply-accumulates of conv/deconv/fc/recurrent layers (grouped conv "
@@ -170,44 +172,145 @@ def _data_summary(report: Report) -> str:
     return f"{peak} · {caffe}" if report.net.format == "onnx" else f"{caffe} · {peak}"
 
 
-def to_table(report: Report, rows: Sequence[LayerResult], console: Any) -> None:
+def _share(share: float) -> str:
+    bar = "█" * round(share * 10)
+    return f"{bar} {share:.0%}" if bar else f"{share:.0%}"
+
+
+def table_columns(report: Report, rows: Sequence[LayerResult]) -> list[Column]:
+    """The table's columns, each told how it gives way on a narrow terminal: the share bar
+    goes first, then workspace, n/k/m, output shape, type, params, data, MACs; the name
+    and the time stay, the name cut in the middle no narrower than keeps names distinct."""
+    t = report.totals
+    names = short_names([r.layer.name for r in rows])
+    gemm = [r.gemm for r in rows]
+
+    def col(header: str, cells: Sequence[str], footer: str = "", **kw: Any) -> Column:
+        return Column(header, tuple(cells), footer, **kw)
+
+    cols = [
+        col("layer", names, "total", cut="name", prefer=32,
+            least=max(distinct_width(names), 5)),
+        col("type", [r.layer.type + ("" if r.costed else " (not costed)") for r in rows],
+            cut="end", prefer=12, least=8, drop=5),
+        col("output", [shape_str(r.out_shapes) for r in rows], drop=4),
+        col("n", ["" if g is None else str(g.n) for g in gemm], right=True, drop=3),
+        col("k", ["" if g is None else str(g.k) for g in gemm], right=True, drop=3),
+        col("m", ["" if g is None else str(g.m) for g in gemm], right=True, drop=3),
+        col("MACs", [count(r.macs) if r.macs else "" for r in rows], count(t.macs),
+            right=True, drop=8),
+        col("params", [count(r.params) if r.params else "" for r in rows], count(t.params),
+            right=True, drop=6),
+        col("data", [nbytes(r.data_bytes) for r in rows], nbytes(t.data_bytes), right=True,
+            drop=7),
+        col("workspace", [nbytes(r.workspace_bytes) if r.workspace_bytes else "" for r in rows],
+            nbytes(t.workspace_bytes), right=True, drop=2),
+    ]
+    if t.time_ms is not None:
+        def ms(r: LayerResult) -> str:
+            mark = "~" if any("(fallback" in w for w in r.warnings) else ""  # an estimate
+            return "" if r.time_ms is None else f"{mark}{r.time_ms:.3f}"
+        cols += [col("time ms", [ms(r) for r in rows], f"{t.time_ms:.3f}", right=True),
+                 col("share", [_share((r.time_ms or 0.0) / t.time_ms) if r.time_ms and t.time_ms
+                               else "" for r in rows], drop=1)]
+    return cols
+
+
+_FUSED = re.compile(r"^fused into '.*' on (.+): 0 ms$", re.S)
+_GROUPED = re.compile(r"^\d+ layer\(s\) \(")  # predict_report's own summary of layer notes
+
+
+def warning_groups(report: Report) -> list[tuple[str, list[str]]]:
+    """Warnings by kind: (what, the layers it applies to — empty for a whole-net warning).
+
+    Layer notes are grouped by their text (a fusion note by device, whatever the layer fused
+    into); the report's per-layer copies and summaries of them are left out.
+    """
+    groups: dict[str, list[str]] = {}
+    from_layers: set[str] = set()
+    for r in report.layers:
+        for note in r.warnings:
+            from_layers.add(f"layer '{r.layer.name}': {note}")
+            m = _FUSED.match(note)
+            kind = f"fused into the layer before it on {m.group(1)}: 0 ms" if m else note
+            groups.setdefault(kind, []).append(r.layer.name)
+    net = [(w, []) for w in report.net.warnings]
+    rest = [(w, []) for w in report.warnings if w not in report.net.warnings
+            and w not in from_layers and not _GROUPED.match(w)]
+    return net + list(groups.items()) + rest  # file, layers, then the net's time
+
+
+def _with_names(head: str, names: Sequence[str], width: int) -> str:
+    """``head: a, b (+3 more)`` with as many names as fit in the terminal lines the head
+    takes anyway (``width`` cells each)."""
+    width *= -(-(len(head) + 12) // width)  # a note that wraps leaves its second line
+    text = head
+    for i, name in enumerate(names):
+        rest = len(names) - i - 1
+        candidate = f"{text}{': ' if i == 0 else ', '}{name}"
+        if len(candidate) + (len(f" (+{rest} more)") if rest else 0) > width:
+            return text + (f" (+{len(names) - i} more)" if i else "")
+        text = candidate
+    return text
+
+
+def warning_lines(report: Report, width: int, verbose: bool = False,
+                  shown: dict[str, str] | None = None) -> list[str]:
+    """One line per kind of warning: the count, the note and as many names (as the table
+    shows them) as fit in ``width``; ``verbose`` lists every name."""
+    lines = []
+    for what, names in warning_groups(report):
+        if not names:
+            lines.append(f"warning: {what}")
+            continue
+        head = f"warning: {len(names)} layer{'s' if len(names) > 1 else ''}: {what}"
+        said = [(shown or {}).get(n, n) for n in names]
+        if verbose:
+            lines.append(f"{head}: {', '.join(said)}")
+            continue
+        lines.append(_with_names(head, said, width))
+    return lines
+
+
+def to_table(report: Report, rows: Sequence[LayerResult], console: Any,
+             verbose: bool = False) -> None:
+    """The rich table, fitted to ``console.width``: no row wraps, no number is cut, names stay
+    distinct (see :mod:`analyzer.termtable`). Warnings: one line per kind."""
     from rich.markup import escape
     from rich.table import Table
 
-    timed = report.totals.time_ms is not None
+    width = console.width
     h = header_lines(report)
-    table = Table(title=h[0], caption=f"{h[1]}\n{h[2]}", show_footer=True,
-                  header_style="bold", footer_style="bold", box=None, pad_edge=False)
-    t = report.totals
-    cols = [("layer", "total", "left"), ("type", "", "left"), ("output", "", "left"),
-            ("n", "", "right"), ("k", "", "right"), ("m", "", "right"),
-            ("MACs", count(t.macs), "right"), ("params", count(t.params), "right"),
-            ("data", nbytes(t.data_bytes), "right"),
-            ("workspace", nbytes(t.workspace_bytes), "right")]
-    if timed:
-        cols += [("time ms", f"{t.time_ms:.3f}", "right"), ("share", "", "left")]
-    for name, foot, justify in cols:
-        table.add_column(name, footer=foot, justify=justify, no_wrap=name != "layer",
-                         min_width=12 if name == "layer" else None)
-    for r in rows:
-        g = r.gemm
-        name = escape(r.layer.name) + ("" if r.costed else " [yellow](not costed)[/]")
-        cells = [name, r.layer.type, shape_str(r.out_shapes),
-                 *(("", "", "") if g is None else (str(g.n), str(g.k), str(g.m))),
-                 count(r.macs) if r.macs else "", count(r.params) if r.params else "",
-                 nbytes(r.data_bytes), nbytes(r.workspace_bytes) if r.workspace_bytes else ""]
-        if timed:
-            share = (r.time_ms or 0.0) / t.time_ms if t.time_ms else 0.0
-            mark = "~" if any("(fallback" in w for w in r.warnings) else ""  # estimate
-            cells += ["" if r.time_ms is None else f"{mark}{r.time_ms:.3f}",
-                      "█" * round(share * 20) + f" {share:.0%}" if r.time_ms else ""]
-        table.add_row(*cells)
+    console.print(f"[bold]{escape(h[0])}[/]", highlight=False)
+    console.print(escape(h[1]), highlight=False)
+    cols = fit(table_columns(report, rows), width)
+    table = Table(show_footer=True, header_style="bold", footer_style="bold", box=None,
+                  pad_edge=False, padding=(0, 1, 0, 0), show_edge=False)
+    for c in cols:
+        table.add_column(c.header, footer=c.footer, justify="right" if c.right else "left",
+                         no_wrap=True, width=c.width, overflow="crop")
+    for i, r in enumerate(rows):
+        table.add_row(*(escape(c.text(i)) for c in cols),
+                      style=None if r.costed else "yellow")
     console.print(table)
-    console.print(
-        f"data: {_data_summary(report)}   workspace: "
-        f"{nbytes(t.workspace_bytes)} (per layer, summed) · "
-        f"{nbytes(t.workspace_shared_bytes)} (shared)   params: {t.params:,} learnable"
-        + (f" + {t.stats:,} statistics" if t.stats else "") + f" = {nbytes(t.params_bytes)}",
-        highlight=False)
-    for w in report.warnings:
-        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    t = report.totals
+    shown = {r.layer.name: cols[0].text(i) for i, r in enumerate(rows)}
+    how = [what for what, done in (
+        ("paths folded (/features/features.3/x → features.3/x)",
+         any(r.layer.name != c for r, c in zip(rows, cols[0].cells))),
+        ("cut in the middle (…)", any(c != shown[r.layer.name]
+                                      for r, c in zip(rows, cols[0].cells)))) if done]
+    if how:
+        console.print(f"[dim]layer names: {' and '.join(how)}; --format json has them "
+                      "whole[/]", highlight=False)
+    console.print(f"data: {_data_summary(report)}", highlight=False)
+    console.print(f"workspace: {nbytes(t.workspace_bytes)} (per layer, summed) · "
+                  f"{nbytes(t.workspace_shared_bytes)} (shared)", highlight=False)
+    console.print(f"params: {t.params:,} learnable"
+                  + (f" + {t.stats:,} statistics" if t.stats else "")
+                  + f" = {nbytes(t.params_bytes)}", highlight=False)
+    console.print(f"[dim]{escape(h[2])}[/]", highlight=False)
+    everyone = [r.layer.name for r in report.layers]  # rows may be only the --top ones
+    shown = {**dict(zip(everyone, short_names(everyone))), **shown}
+    for line in warning_lines(report, width, verbose, shown):
+        console.print("[yellow]warning:[/]" + escape(line[len("warning:"):]), highlight=False)

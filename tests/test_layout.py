@@ -1,7 +1,7 @@
 """The package's plan holds: imports only go down the stages, no cycles, no private imports.
 
-Stages, top to bottom: commands → api → timing → render → analysis → frontends → layers →
-ir/errors.
+Stages, top to bottom: commands → api → timing → html_report/render → analysis →
+frontends → layers → ir/errors.
 Read with the standard library's ``ast`` over every module of ``analyzer/`` (imports inside
 functions count too: a lazy import is still a dependency).
 """
@@ -20,11 +20,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "analyzer"
 RANK = {
     "ir": 0, "errors": 0,
     "layers": 1, "frontends": 2,
-    "analysis": 3, "render": 4,
-    "timing": 5,
-    "api": 6,  # the Python API: analysis, render and (with a device) timing
-    "commands": 7,
-    "__main__": 8,
+    "analysis": 3,
+    "termtable": 4, "render": 5,  # text renderers; termtable fits a table to a terminal
+    "charts": 5, "html_report": 6,  # the HTML report and the SVG charts it draws
+    "timing": 7,
+    "api": 8,  # the Python API: analysis, render and (with a device) timing
+    "commands": 9,
+    "__main__": 10,
 }
 # the package's __init__ re-exports the API lazily (inside __getattr__)
 LAZY_EXPORTS = {"analyzer"}

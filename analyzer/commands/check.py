@@ -95,20 +95,6 @@ def parse_ms(text: str | int | float, what: str = "time") -> float:
 # Budgets
 
 
-def _memory(report: Report, convention: str) -> int:
-    return report.totals.params_bytes + _data(report, convention) + _work(report, convention)
-
-
-def _data(report: Report, convention: str) -> int:
-    t = report.totals
-    return t.data_peak_bytes if convention == "peak" else t.data_bytes
-
-
-def _work(report: Report, convention: str) -> int:
-    t = report.totals
-    return t.workspace_shared_bytes if convention == "peak" else t.workspace_bytes
-
-
 @dataclass(frozen=True)
 class BudgetKind:
     """One kind of budget: its key (flag without '--'), a label, a unit and a measure."""
@@ -132,10 +118,12 @@ BUDGETS: tuple[BudgetKind, ...] = (
     BudgetKind("max-flops", "FLOPs", "count", lambda r, c: r.totals.flops, "FLOPs (e.g. 4G)"),
     BudgetKind("max-params", "params", "count", lambda r, c: r.totals.params,
                "learnable parameters (e.g. 5M)"),
-    BudgetKind("max-memory", "memory", "bytes", _memory,
+    BudgetKind("max-memory", "memory", "bytes", lambda r, c: r.totals.memory(c),
                "params + data + workspace bytes (e.g. 200MiB)"),
-    BudgetKind("max-data", "data memory", "bytes", _data, "intermediate data bytes"),
-    BudgetKind("max-workspace", "workspace", "bytes", _work, "im2col workspace bytes"),
+    BudgetKind("max-data", "data memory", "bytes", lambda r, c: r.totals.data(c),
+               "intermediate data bytes"),
+    BudgetKind("max-workspace", "workspace", "bytes",
+               lambda r, c: r.totals.workspace(c), "im2col workspace bytes"),
 )
 BY_KEY = {b.key: b for b in BUDGETS}
 CONFIG_KEYS = {*BY_KEY, "device", "batch", "dtype", "convention"}

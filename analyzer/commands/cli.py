@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", choices=sorted(SORT_KEYS), default="order",
                    help="order of the layer rows (default: execution order)")
     p.add_argument("--top", type=int, metavar="N", help="show only the first N rows")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="table: name every layer a warning applies to")
     p.add_argument("--textconv", action="store_true",
                    help="a stable line-per-layer summary for git diff (diff.<x>.textconv)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -64,14 +66,14 @@ def run_analyze(argv: Sequence[str]) -> int:
         if args.output:
             try:
                 with open(args.output, "w", encoding="utf-8") as fh:
-                    to_table(report, rows, Console(file=fh, width=200))
+                    to_table(report, rows, Console(file=fh, width=200), args.verbose)
             except OSError as e:
                 raise CnnstatError(f"cannot write: {e.strerror}", args.output) from None
         else:
             console = Console()
             if not console.is_terminal:  # piped: never squeeze columns away
                 console = Console(width=200)
-            to_table(report, rows, console)
+            to_table(report, rows, console, args.verbose)
     return 0
 
 
@@ -84,6 +86,8 @@ COMMANDS = {
     "fit": "analyzer.commands.fit:main",
     "calibrate": "analyzer.commands.calibrate:main",
     "measure": "analyzer.commands.measure:main",
+    "plan": "analyzer.commands.plan:main",
+    "report": "analyzer.commands.report:main",
 }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analyzer.errors import CnnstatError
+from analyzer.render import nbytes
 from analyzer.timing.profile import DEVICES_DIR, Profile, load_profile, profile_paths
 
 
@@ -41,6 +42,8 @@ def summary(profile: Profile) -> dict[str, Any]:
         "software": profile.data.get("software", ""),
         "source": profile.data.get("source", ""),
         "per_layer_overhead_ms": profile.overhead_ms,
+        "memory_bytes": profile.data.get("memory_bytes"),
+        "memory_note": profile.data.get("memory_note"),
         "fusions": [list(f) for f in sorted(profile.fusions)],
         "fit_nets": q.get("nets", []), "fit_net_count": q.get("net_count"),
         "fit_points": q.get("points"),
@@ -81,6 +84,10 @@ def _list(profiles: list[Profile]) -> str:
                   f"    fit:      {s['fit_points']} layer timings of {nets}; "
                   f"in-sample median error {_pct(s['in_sample_median_rel_error'])}; {held}",
                   f"    overhead: {s['per_layer_overhead_ms'] * 1000:.1f} µs per layer"]
+        if s["memory_bytes"]:
+            note = f": {s['memory_note']}" if s["memory_note"] else ""
+            lines.append(f"    memory:   {nbytes(s['memory_bytes'])} (the budget of "
+                         f"'cnnstat plan'){note}")
     return "\n".join(lines) + "\n" if lines else "no device profiles found\n"
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from analyzer.commands.check import parse_bytes
 from analyzer.commands.options import Parser
 from analyzer.errors import CnnstatError
 from analyzer.timing.fit import Run, build_profile, ck_runs, log_runs, tsv_runs
@@ -36,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hardware", default="", help="what was measured")
     p.add_argument("--software", default="", help="framework and libraries")
     p.add_argument("--source", default="", help="provenance of the measurements")
+    p.add_argument("--memory", metavar="SIZE", help="the device's memory, e.g. 8GiB: the "
+                   "budget 'cnnstat plan' uses for this profile")
+    p.add_argument("--memory-note", default="", help="what that memory is (e.g. shared with "
+                   "the system)")
     p.add_argument("--fusion", action="append", default=[], metavar="PRODUCER+CONSUMER",
                    help="a kind pair the runtime fuses (consumer costs 0 ms)")
     p.add_argument("-o", "--output", help="write the profile JSON here")
@@ -76,6 +81,10 @@ def main(argv: Sequence[str]) -> int:
                             "command": "cnnstat fit " + shlex.join(argv)}
     if fusions:
         meta["fusions"] = fusions
+    if args.memory:
+        meta["memory_bytes"] = parse_bytes(args.memory, "--memory")
+        if args.memory_note:
+            meta["memory_note"] = args.memory_note
     profile = build_profile(runs, args.holdout, meta)
     text = json.dumps(profile, indent=1) + "\n"
     if args.install and not args.output:

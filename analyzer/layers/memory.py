@@ -22,6 +22,13 @@ DTYPE_BYTES = {"fp32": 4, "fp16": 2}
 def peak_data_bytes(layers: Sequence[Layer], tops: Sequence[Sequence[Shape]],
                     itemsize: int) -> int:
     """Peak bytes of live blobs while running ``layers`` in order."""
+    return max(live_data_bytes(layers, tops, itemsize), default=0)
+
+
+def live_data_bytes(layers: Sequence[Layer], tops: Sequence[Sequence[Shape]],
+                    itemsize: int) -> list[int]:
+    """Bytes of live blobs while each layer runs: its inputs, its outputs and every blob
+    a later layer still reads (one figure per layer, in order; the peak is their max)."""
     storage_of: dict[str, int] = {}  # blob name -> storage id (current producer)
     size: list[int] = []  # bytes of each storage, by id
     allocated: list[list[int]] = []  # storage ids each layer allocates
@@ -44,11 +51,11 @@ def peak_data_bytes(layers: Sequence[Layer], tops: Sequence[Sequence[Shape]],
     frees: dict[int, list[int]] = {}
     for sid, i in last_read.items():
         frees.setdefault(i, []).append(sid)
-    live = peak = 0
+    live, during = 0, []
     for i, new in enumerate(allocated):
         for sid in new:
             live += size[sid]
-        peak = max(peak, live)
+        during.append(live)
         for sid in frees.get(i, ()):
             live -= size[sid]
-    return peak
+    return during

@@ -411,6 +411,14 @@ def samples_of(m: Measured, profiler_ms: float = 0.0) -> list[Any]:
 # Hardware facts for the profile.
 
 
+def ram_bytes() -> int | None:
+    """The machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def hardware() -> dict[str, Any]:
     """CPU model, logical and physical cores (from /proc/cpuinfo where there is one)."""
     model, cores = platform.processor() or platform.machine(), set()
@@ -599,6 +607,9 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
         "threads_note": ("pinned by --threads" if threads else
                          "0 = onnxruntime's default intra-op thread count (one per physical core)"),
         "dtype": "fp32",
+        **({"memory_bytes": ram_bytes(),
+            "memory_note": "this machine's RAM at calibration, shared with the OS and other "
+                           "programs"} if ram_bytes() else {}),
         "per_layer_overhead_ms": round(measured["per_layer_overhead_ms"], 6),
         "profiler_ms_per_node": round(measured.get("profiler_ms_per_node", 0.0), 6),
         "fusions": measured["fusions"],
