@@ -6,7 +6,7 @@ How it reads a model:
    (see ``_load_without_weights``); onnx's own loader parses the rest (no external data is
    loaded: a path named in ``external_data`` is never opened). Memory and time follow the
    graph, not the weights; malformed files fall back to ``onnx.load`` for its verdict.
-   Each node's fields are then read once into plain Python values (``_Node``): protobuf
+   Each node's fields are then read once into plain Python values (``Node``): protobuf
    field access is the largest single cost of a read.
 2. Graph inputs are bound: ``batch`` sets the leading dim of every input, ``shapes`` (the
    user's ``--input-shape``) a whole input. Any dim still symbolic is named in one error.
@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import AttributeProto, TensorProto, helper, numpy_helper, shape_inference
+from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from analyzer.errors import CnnstatError
+from analyzer.frontends.onnx_ops import Node, spec_shapes, translate
 from analyzer.ir import Layer, Net, Shape, Weight, frozen
 from analyzer.registry import rule_for
 from analyzer.shapes import ShapeError, hinted
@@ -58,22 +59,6 @@ _FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorPro
 _FOLD_ALWAYS = {"Constant", "Shape", "Size"}  # nodes folded whatever their inputs are
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _SMALL_CONST = 4096  # elements: constants kept for shape inference and folding
-
-# ONNX op → IR kind for ops that map one-to-one (attrs need no translation).
-_SAME_KIND = {
-    "Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "TanH", "Elu": "ELU", "Clip": "Clip",
-    "HardSigmoid": "HardSigmoid", "HardSwish": "HardSwish", "Selu": "Selu",
-    "Softplus": "Softplus", "Erf": "Erf", "Gelu": "Gelu", "LogSoftmax": "LogSoftmax",
-    "Identity": "Identity", "Cast": "Cast", "Dropout": "Dropout", "PRelu": "PReLU",
-    "InstanceNormalization": "InstanceNorm", "LayerNormalization": "LayerNorm",
-    "Squeeze": "Squeeze", "Unsqueeze": "Unsqueeze", "Gather": "Gather", "Expand": "Expand",
-    "Tile": "ShapedTile", "Pad": "Pad", "Slice": "StridedSlice",
-}
-# Element-wise arithmetic with NumPy broadcasting (unary ones: one FLOP per element).
-_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Sqrt", "Exp",
-              "Log", "Abs", "Neg", "Reciprocal", "Floor", "Ceil"}
-_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2"}
-
 
 def read_onnx(path: str, batch: int | None = None,
               shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -235,43 +220,6 @@ def _has_data(t: TensorProto) -> bool:
         or t.uint64_data or t.string_data) or not math.prod(t.dims)
 
 
-# Attribute types decoded straight from their AttributeProto field (the values
-# onnx.helper.get_attribute_value gives); the rare others go through onnx.helper.
-_ATTR_ONE = {AttributeProto.INT: "i", AttributeProto.FLOAT: "f", AttributeProto.STRING: "s",
-             AttributeProto.TENSOR: "t"}
-_ATTR_MANY = {AttributeProto.INTS: "ints", AttributeProto.FLOATS: "floats",
-              AttributeProto.STRINGS: "strings"}
-
-
-def _attr_value(a: AttributeProto) -> Any:
-    field = _ATTR_ONE.get(a.type)
-    if field is not None:
-        return getattr(a, field)
-    field = _ATTR_MANY.get(a.type)
-    if field is not None:
-        return list(getattr(a, field))
-    return helper.get_attribute_value(a)
-
-
-class _Node:
-    """A graph node as plain Python values, read from its NodeProto once.
-
-    Every protobuf field access builds a new Python object, and the passes below look at
-    each node's inputs and attributes many times; reading them once is most of the speed.
-    ``attrs`` holds each attribute's value as ``onnx.helper.get_attribute_value`` gives it.
-    """
-
-    __slots__ = ("op_type", "domain", "name", "input", "output", "attrs")
-
-    def __init__(self, proto: onnx.NodeProto) -> None:
-        self.op_type: str = proto.op_type
-        self.domain: str = proto.domain
-        self.name: str = proto.name
-        self.input: list[str] = proto.input[:]
-        self.output: list[str] = proto.output[:]
-        self.attrs: dict[str, Any] = {a.name: _attr_value(a) for a in proto.attribute}
-
-
 def _dims(tensor_type: Any) -> list[int | str | None] | None:
     """Dims of a tensor type: int, the symbol's name, or None (unnamed); None if no rank."""
     if not tensor_type.HasField("shape"):
@@ -359,9 +307,9 @@ class _Reader:
 
     # ------------------------------------------------------------------ graph order
 
-    def _ordered_nodes(self) -> list[_Node]:
+    def _ordered_nodes(self) -> list[Node]:
         """Nodes in a valid execution order; errors for a missing input or a cycle."""
-        nodes = [_Node(n) for n in self.graph.node]
+        nodes = [Node(n) for n in self.graph.node]
         producer: dict[str, int] = {}
         for i, n in enumerate(nodes):
             for o in n.output:
@@ -395,7 +343,7 @@ class _Reader:
 
     # ------------------------------------------------------------------ values
 
-    def _value(self, name: str) -> np.ndarray | None:
+    def value(self, name: str) -> np.ndarray | None:
         """The value of an inline constant (initializer, Constant node or folded), else None."""
         if name in self.values:
             return self.values[name]
@@ -405,11 +353,14 @@ class _Reader:
         value = self.arrays[name] = None if t is None else _inline_array(t)
         return value
 
-    def _ints(self, name: str) -> tuple[int, ...] | None:
-        v = self._value(name) if name else None
+    def ints(self, name: str) -> tuple[int, ...] | None:
+        v = self.value(name) if name else None
         return None if v is None else tuple(int(x) for x in v.reshape(-1))
 
-    def _weights(self, node: _Node, stats: tuple[int, ...] = ()) -> tuple[Weight, ...]:
+    def is_initializer(self, name: str) -> bool:
+        return name in self.init
+
+    def _weights(self, node: Node, stats: tuple[int, ...] = ()) -> tuple[Weight, ...]:
         """Initializers the node reads, as IR weights (slots in ``stats`` are statistics)."""
         out = []
         for i, x in enumerate(node.input):
@@ -447,7 +398,7 @@ class _Reader:
         self.shapes, self.values, self.warnings, self.arrays = {}, {}, [], {}
 
     def _translate(self, bound: list[tuple[str, Shape]],
-                   nodes: list[_Node]) -> list[Layer]:
+                   nodes: list[Node]) -> list[Layer]:
         """One pass in execution order: fold constants, make layers, shape what is unshaped."""
         for name, shape in bound:
             self.shapes[name] = shape
@@ -469,7 +420,7 @@ class _Reader:
             layers.append(layer)
         return layers
 
-    def _fold(self, node: _Node) -> bool:
+    def _fold(self, node: Node) -> bool:
         """Mark a constant-producing node's outputs static; True if it makes no layer."""
         op = node.op_type
         if op not in _FOLD_ALWAYS:  # the usual case, a layer: some input is an activation
@@ -490,7 +441,7 @@ class _Reader:
         self.static.update(o for o in node.output if o)
         if op == "Constant":
             return True  # its value is kept as its TensorProto, decoded when read
-        values = [self._value(x) if x else None for x in node.input]
+        values = [self.value(x) if x else None for x in node.input]
         out = None
         if op in ("Shape", "Size") or all(
                 v is not None and v.size <= _SMALL_CONST for v, x in zip(values, node.input) if x):
@@ -505,172 +456,19 @@ class _Reader:
                     self.shapes[o] = v.shape
         return True
 
-    def _layer(self, node: _Node, index: int) -> Layer:
-        op = node.op_type
-        a = {k: v.decode() if isinstance(v, bytes) else v for k, v in node.attrs.items()}
-        acts = tuple(x for x in node.input if x and x not in self.static)
-        tops = tuple(o for o in node.output if o)
-        notes: list[str] = []
-        attrs: dict[str, Any] = {}
-        kind = f"onnx.{op}"
-        standard = node.domain in ("", "ai.onnx")
-        # BatchNormalization's running mean and variance (inputs 3, 4) are statistics
-        weights = self._weights(node, (3, 4) if standard and op == "BatchNormalization" else ())
-        bottoms = acts
-        if not standard:
-            kind = f"{node.domain}.{op}"
-        elif op in ("Conv", "ConvTranspose"):
-            kind, attrs = self._conv(node, a, notes)
-            bottoms = (node.input[0],)
-        elif op in ("Gemm", "MatMul"):
-            kind, attrs, bottoms = self._gemm(node, a)
-        elif op in ("MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"):
-            kind, attrs = self._pool(op, a)
-        elif op == "BatchNormalization":
-            kind, attrs = "BatchNorm", {"affine": True, "eps": a.get("epsilon", 1e-5)}
-            tops = tops[:1]
-        elif op == "LRN":
-            kind, attrs = "LRN", {"local_size": a["size"], "alpha": a.get("alpha", 1e-4),
-                                  "beta": a.get("beta", 0.75)}
-        elif op == "LeakyRelu":
-            kind, attrs = "ReLU", {"negative_slope": a.get("alpha", 0.01)}
-        elif op == "Softmax":
-            kind, attrs = "Softmax", {"axis": a.get("axis", -1)}
-        elif op in _BROADCAST:
-            kind = "Broadcast"
-            attrs = {"const_shapes": tuple(self.shapes[x] for x in node.input
-                                           if x and x in self.static)}
-        elif op in _REDUCE:
-            axes = a.get("axes")
-            if axes is None and len(node.input) > 1 and node.input[1]:
-                axes = self._ints(node.input[1])
-            if not axes and a.get("noop_with_empty_axes"):
-                kind = "Identity"
-            else:
-                kind, attrs = "Reduce", {"axes": tuple(axes or ()),
-                                         "keepdims": a.get("keepdims", 1)}
-            bottoms = acts[:1]
-        elif op == "Concat":
-            all_acts = len(acts) == len([x for x in node.input if x])
-            kind = "Concat" if all_acts else "ShapedConcat"
-            attrs = {"axis": a["axis"]}
-        elif op == "Split":
-            sizes = a.get("split") or (self._ints(node.input[1]) if len(node.input) > 1
-                                       else None)
-            if sizes:
-                kind = "Slice"
-                attrs = {"axis": a.get("axis", 0),
-                         "points": tuple(np.cumsum(sizes[:-1]).tolist())}
-            else:
-                kind = "ShapedSplit"
-            bottoms = acts[:1]
-        elif op == "Reshape":
-            target = self._ints(node.input[1])
-            if target is not None and not a.get("allowzero"):
-                kind, attrs = "Reshape", {"shape": target}
-            else:
-                kind = "ShapedReshape"
-        elif op == "Flatten":
-            kind, attrs = "Flatten", {"axis": a.get("axis", 1), "to_2d": True}
-        elif op == "Transpose":
-            perm = a.get("perm")
-            if perm is None and node.input[0] in self.shapes:
-                perm = list(reversed(range(len(self.shapes[node.input[0]]))))
-            kind, attrs = ("Permute", {"order": tuple(perm)}) if perm else ("ShapedReshape", {})
-        elif op in ("Resize", "Upsample"):
-            kind = "Resize"
-            attrs = {"mode": {"bilinear": "linear"}.get(a.get("mode", "nearest"),
-                                                        a.get("mode", "nearest"))}
-            bottoms = acts[:1]
-        elif op in _SAME_KIND:
-            kind = _SAME_KIND[op]
-        hint = tuple(self.shapes[t] for t in tops) if all(t in self.shapes for t in tops) \
+    def _layer(self, node: Node, index: int) -> Layer:
+        """The node as an IR layer, by its op's translator (``onnx_ops.TRANSLATORS``)."""
+        t = translate(self, node)
+        bottoms = t.bottoms if t.bottoms is not None else tuple(
+            x for x in node.input if x and x not in self.static)
+        tops = t.tops if t.tops is not None else tuple(o for o in node.output if o)
+        hint = tuple(self.shapes[o] for o in tops) if all(o in self.shapes for o in tops) \
             else None
-        return Layer(node.name or f"{op}_{index}", kind, op, tuple(bottoms), tops,
-                     frozen(attrs), None, weights, tuple(notes), hint)
+        return Layer(node.name or f"{node.op_type}_{index}", t.kind, node.op_type,
+                     tuple(bottoms), tops, frozen(t.attrs), None,
+                     self._weights(node, t.stats), tuple(t.notes), hint)
 
-    def _conv(self, node: _Node, a: dict[str, Any],
-              notes: list[str]) -> tuple[str, dict[str, Any]]:
-        w = self.shapes.get(node.input[1])
-        if w is None:
-            raise CnnstatError(f"the weight '{node.input[1]}' of {node.op_type} "
-                               f"'{node.name}' has no known shape", self.path)
-        if node.input[1] not in self.init:
-            notes.append(f"weight '{node.input[1]}' is computed in the graph; its size is "
-                         "not counted as parameters here")
-        kernel = tuple(a.get("kernel_shape") or w[2:])
-        n = len(kernel)
-        pads = tuple(a.get("pads") or (0,) * (2 * n))
-        group = a.get("group", 1)
-        transposed = node.op_type == "ConvTranspose"
-        attrs: dict[str, Any] = {
-            "num_output": w[1] * group if transposed else w[0], "kernel": kernel,
-            "stride": tuple(a.get("strides") or (1,) * n), "pad": pads[:n], "pad_end": pads[n:],
-            "dilation": tuple(a.get("dilations") or (1,) * n), "group": group,
-            "bias": len(node.input) > 2 and bool(node.input[2]),
-        }
-        auto = a.get("auto_pad", "NOTSET")
-        if auto != "NOTSET":
-            attrs["auto_pad"] = auto
-        if transposed:
-            attrs["output_padding"] = tuple(a.get("output_padding") or (0,) * n)
-            if a.get("output_shape"):
-                attrs.update(self._deconv_pads(node, attrs, tuple(a["output_shape"]), auto))
-        return ("Deconvolution" if transposed else "Convolution"), attrs
-
-    def _deconv_pads(self, node: _Node, attrs: dict[str, Any], out: Shape,
-                     auto: str) -> dict[str, Any]:
-        """ConvTranspose with ``output_shape``: the pads that give it (ONNX spec)."""
-        x = self.shapes.get(node.input[0])
-        if x is None:
-            raise CnnstatError(f"the input shape of ConvTranspose '{node.name}' is unknown",
-                               self.path)
-        begin, end = [], []
-        for i, size in enumerate(x[2:]):
-            extent = attrs["dilation"][i] * (attrs["kernel"][i] - 1) + 1
-            total = (attrs["stride"][i] * (size - 1) + attrs["output_padding"][i] + extent
-                     - out[-len(x) + 2 + i])
-            small = total // 2
-            begin.append(small if auto == "SAME_UPPER" else total - small)
-            end.append(total - begin[-1])
-        return {"pad": tuple(begin), "pad_end": tuple(end), "auto_pad": None}
-
-    def _gemm(self, node: _Node,
-              a: dict[str, Any]) -> tuple[str, dict[str, Any], tuple[str, ...]]:
-        x, w = node.input[0], node.input[1]
-        ta, tb = a.get("transA", 0), a.get("transB", 0)
-        w_shape = self.shapes.get(w)
-        is_fc = (w in self.static and x not in self.static and not ta and w_shape is not None
-                 and len(w_shape) == 2)
-        if is_fc:
-            bias = node.op_type == "Gemm" and len(node.input) > 2 and bool(node.input[2])
-            n = w_shape[0] if tb else w_shape[1]
-            axis = 1 if node.op_type == "Gemm" else -1
-            return "InnerProduct", {"num_output": n, "bias": bias, "axis": axis,
-                                    "transpose": not tb}, (x,)
-        consts = tuple(self.shapes[v] for v in (x, w) if v in self.static)
-        acts = tuple(v for v in (x, w) if v not in self.static)
-        return "MatMul", {"const_shapes": consts, "const_first": x in self.static,
-                          "trans_a": ta, "trans_b": tb}, acts
-
-    def _pool(self, op: str, a: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        attrs: dict[str, Any] = {"method": "MAX" if "Max" in op else "AVE", "nd": True}
-        if op.startswith("Global"):
-            attrs["global_pooling"] = True
-            return "Pooling", attrs
-        kernel = tuple(a["kernel_shape"])
-        n = len(kernel)
-        pads = tuple(a.get("pads") or (0,) * (2 * n))
-        attrs.update(kernel=kernel, stride=tuple(a.get("strides") or (1,) * n), pad=pads[:n],
-                     pad_end=pads[n:], ceil=bool(a.get("ceil_mode", 0)), drop_outside=True,
-                     count_include_pad=bool(a.get("count_include_pad", 0)))
-        if a.get("auto_pad", "NOTSET") != "NOTSET":
-            attrs["auto_pad"] = a["auto_pad"]
-        if any(d != 1 for d in a.get("dilations") or ()):
-            return f"onnx.{op}", attrs  # dilated pooling: ONNX's shape, not costed
-        return "Pooling", attrs
-
-    def _fill_shapes(self, layer: Layer, node: _Node) -> Layer:
+    def _fill_shapes(self, layer: Layer, node: Node) -> Layer:
         """Where ONNX inference left a gap: the IR's rule, or the op's spec on known values."""
         ins = [self.shapes.get(b) for b in layer.bottoms]
         if any(s is None for s in ins):
@@ -680,7 +478,7 @@ class _Reader:
             if rule is not None and rule.shape is not hinted:
                 outs = rule.shape(layer, ins)  # type: ignore[arg-type]
             else:
-                spec = self._spec_shapes(node)
+                spec = spec_shapes(self, node)
                 outs = spec and [tuple(int(d) for d in o) for o in spec]
         except (ShapeError, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
             return layer  # the analysis reports it, naming the layer
@@ -688,76 +486,6 @@ class _Reader:
             return layer
         self.shapes.update(zip(layer.tops, outs))
         return _with_hint(layer, tuple(outs))
-
-    def _spec_shapes(self, node: _Node) -> list[Shape] | None:
-        """Output shapes of ONNX's data-movement ops from their constant inputs (ONNX spec)."""
-        op = node.op_type
-        a = node.attrs
-        x = self.shapes.get(node.input[0])
-        arg = [self._ints(n) if n else None for n in node.input]
-        if x is None:
-            return None
-        if op == "Reshape" and arg[1] is not None:
-            out = [d if d != 0 or a.get("allowzero") else x[i] for i, d in enumerate(arg[1])]
-            if -1 in out:
-                out[out.index(-1)] = int(np.prod(x)) // -int(np.prod(out))
-            return [tuple(out)]
-        if op == "Slice" and arg[1] is not None and arg[2] is not None:
-            axes = arg[3] if len(arg) > 3 and arg[3] else range(len(arg[1]))
-            steps = arg[4] if len(arg) > 4 and arg[4] else (1,) * len(arg[1])
-            out = list(x)
-            for ax, b, e, st in zip(axes, arg[1], arg[2], steps):
-                out[ax] = len(range(*slice(b, e, st).indices(x[ax])))
-            return [tuple(out)]
-        if op in ("Squeeze", "Unsqueeze"):
-            axes = a.get("axes") or (arg[1] if len(arg) > 1 else None)
-            if op == "Squeeze":
-                gone = {ax % len(x) for ax in axes} if axes else {
-                    i for i, d in enumerate(x) if d == 1}
-                return [tuple(d for i, d in enumerate(x) if i not in gone)]
-            rank = len(x) + len(axes)
-            out = list(x)
-            for ax in sorted(ax % rank for ax in axes):
-                out.insert(ax, 1)
-            return [tuple(out)]
-        if op == "Gather":
-            idx = self._value(node.input[1])
-            ishape = idx.shape if idx is not None else self.shapes.get(node.input[1])
-            if ishape is None:
-                return None
-            ax = a.get("axis", 0) % len(x)
-            return [(*x[:ax], *ishape, *x[ax + 1:])]
-        if op == "Expand" and arg[1] is not None:
-            return [tuple(np.broadcast_shapes(x, tuple(arg[1])))]
-        if op == "Tile" and arg[1] is not None:
-            return [tuple(d * r for d, r in zip(x, arg[1]))]
-        if op == "Pad":
-            pads = a.get("pads") or (arg[1] if len(arg) > 1 else None)
-            if pads is None:
-                return None
-            axes = arg[3] if len(arg) > 3 and arg[3] else range(len(x))
-            out, n = list(x), len(pads) // 2
-            for i, ax in enumerate(axes):
-                out[ax] += pads[i] + pads[i + n]
-            return [tuple(out)]
-        if op in ("Resize", "Upsample"):
-            if op == "Resize" and len(node.input) > 3 and arg[3]:
-                return [tuple(arg[3])]
-            if op == "Upsample":
-                scales = self._value(node.input[1]) if len(node.input) > 1 else np.asarray(
-                    a.get("scales"))
-            else:
-                scales = self._value(node.input[2]) if len(node.input) > 2 else None
-            if scales is None or scales.size != len(x):
-                return None
-            return [tuple(int(np.floor(d * s)) for d, s in zip(x, scales.reshape(-1)))]
-        if op == "Concat":
-            ins = [self.shapes.get(n) for n in node.input if n]
-            if any(s is None for s in ins):
-                return None
-            ax = a["axis"] % len(x)
-            return [(*x[:ax], sum(s[ax] for s in ins), *x[ax + 1:])]  # type: ignore[index]
-        return None
 
     def _check_known(self, layers: list[Layer]) -> None:
         """One error naming every output whose shape nothing can give (never guessed)."""
@@ -787,7 +515,7 @@ def _inline_small(t: TensorProto) -> bool:
             and math.prod(t.dims) <= _SMALL_CONST)
 
 
-def fold_node(node: _Node, values: list[np.ndarray | None],
+def fold_node(node: Node, values: list[np.ndarray | None],
               in_shape: Shape | None) -> list[np.ndarray] | None:
     """Evaluate one shape-arithmetic node on constant values (NumPy), or None if unsupported.
 

@@ -96,11 +96,12 @@ def cnnstat_split(path: Path, repeat: int) -> tuple[float, float]:
 def protobuf_floor(path: Path, repeat: int) -> float:
     """Median seconds of the part no cnnstat pass can avoid while it keeps onnx's loader:
     load the weightless model and read every node's and initializer's fields once."""
-    from analyzer.onnx_reader import _load, _Node
+    from analyzer.frontends.onnx_ops import Node
+    from analyzer.onnx_reader import _load
 
     def read_fields() -> None:
         graph = _load(str(path)).graph
-        [_Node(n) for n in graph.node]
+        [Node(n) for n in graph.node]
         [(t.name, t.data_type, tuple(t.dims)) for t in graph.initializer]
 
     return median_time(read_fields, repeat)[0]

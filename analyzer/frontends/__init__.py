@@ -1,0 +1,1 @@
+"""Frontends: read model files (Caffe prototxt, ONNX) into the layer IR."""

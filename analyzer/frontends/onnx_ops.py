@@ -1,0 +1,517 @@
+"""ONNX op translators: one function per op family turns a node into an IR layer's kind and attrs.
+
+The registry (``registry.py``) pairs each IR kind with its shape and cost rule; this table does
+the same one step earlier for ONNX: ``TRANSLATORS[op_type]`` is a :data:`Translator`, called as
+``translate(ctx, node)``, that reads the node's attributes (and the values of its constant
+inputs, through ``ctx``) and returns a :class:`Translation`: the canonical kind, its attrs, and
+which inputs and outputs the layer keeps. An op missing from the table becomes the kind
+``onnx.<op>``: not costed, shaped by ONNX shape inference.
+
+``SHAPES[op_type]`` holds, for the data-movement ops whose output shape depends on constant
+inputs (Reshape targets, Slice starts, Pad widths, Resize scales, …), a :data:`ShapeSpec`
+computing the output shapes from the ONNX spec, given the input shapes and constant values
+the reader knows.
+
+Each function's docstring states the ONNX semantics it follows. The reader (``onnx_reader.py``)
+owns the graph walk, constant folding and initializers; it passes itself as the
+:class:`Context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Set
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import onnx
+from onnx import AttributeProto, helper
+
+from analyzer.errors import CnnstatError
+from analyzer.ir import Shape
+
+# --------------------------------------------------------------------- nodes as plain values
+
+# Attribute types decoded straight from their AttributeProto field (the values
+# onnx.helper.get_attribute_value gives); the rare others go through onnx.helper.
+_ATTR_ONE = {AttributeProto.INT: "i", AttributeProto.FLOAT: "f", AttributeProto.STRING: "s",
+             AttributeProto.TENSOR: "t"}
+_ATTR_MANY = {AttributeProto.INTS: "ints", AttributeProto.FLOATS: "floats",
+              AttributeProto.STRINGS: "strings"}
+
+
+def attr_value(a: AttributeProto) -> Any:
+    """An attribute's value as ``onnx.helper.get_attribute_value`` gives it."""
+    field_name = _ATTR_ONE.get(a.type)
+    if field_name is not None:
+        return getattr(a, field_name)
+    field_name = _ATTR_MANY.get(a.type)
+    if field_name is not None:
+        return list(getattr(a, field_name))
+    return helper.get_attribute_value(a)
+
+
+class Node:
+    """A graph node as plain Python values, read from its NodeProto once.
+
+    Every protobuf field access builds a new Python object, and the reader looks at each
+    node's inputs and attributes many times; reading them once is most of the speed.
+    ``attrs`` holds each attribute's value as ``onnx.helper.get_attribute_value`` gives it.
+    """
+
+    __slots__ = ("op_type", "domain", "name", "input", "output", "attrs")
+
+    def __init__(self, proto: onnx.NodeProto) -> None:
+        self.op_type: str = proto.op_type
+        self.domain: str = proto.domain
+        self.name: str = proto.name
+        self.input: list[str] = proto.input[:]
+        self.output: list[str] = proto.output[:]
+        self.attrs: dict[str, Any] = {a.name: attr_value(a) for a in proto.attribute}
+
+    def text_attrs(self) -> dict[str, Any]:
+        """The attributes with byte strings decoded (``auto_pad``, ``mode``, …)."""
+        return {k: v.decode() if isinstance(v, bytes) else v for k, v in self.attrs.items()}
+
+
+# --------------------------------------------------------------------- the translator contract
+
+
+class Context(Protocol):
+    """What a translator may ask the reader: known shapes, which tensors are constant, and
+    the values of constant inputs."""
+
+    path: str
+    shapes: Mapping[str, Shape]  # every tensor shaped so far
+    static: Set[str]  # tensors known before run time (initializers, folded constants)
+
+    def value(self, name: str) -> np.ndarray | None:
+        """The value of a constant tensor cnnstat holds, else None."""
+
+    def ints(self, name: str) -> tuple[int, ...] | None:
+        """A constant tensor's values as ints, else None."""
+
+    def is_initializer(self, name: str) -> bool:
+        """Whether the tensor is a graph initializer (a stored weight)."""
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A node as an IR layer: ``kind`` and ``attrs`` as the registry's rules read them.
+
+    ``bottoms`` None keeps the node's activation inputs (those not constant); ``tops`` None
+    keeps every named output; ``stats`` are input slots whose initializers are stored
+    statistics rather than learnable weights; ``notes`` are what the translation assumed.
+    """
+
+    kind: str
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    bottoms: tuple[str, ...] | None = None
+    tops: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()
+    stats: tuple[int, ...] = ()
+
+
+Translator = Callable[[Context, Node], Translation]
+ShapeSpec = Callable[[Context, Node], "list[Shape] | None"]
+
+
+def activations(ctx: Context, node: Node) -> tuple[str, ...]:
+    """The node's named inputs that are not constants, in order."""
+    return tuple(x for x in node.input if x and x not in ctx.static)
+
+
+# --------------------------------------------------------------------- translators
+
+
+def conv(ctx: Context, node: Node) -> Translation:
+    """Conv / ConvTranspose: weight [M, C/group, k…] (transposed: [C, M/group, k…]);
+    ``pads`` are begin values then end values per spatial axis; ``auto_pad`` SAME_UPPER,
+    SAME_LOWER or VALID replaces them; ``output_shape`` of ConvTranspose fixes the pads."""
+    a = node.text_attrs()
+    w = ctx.shapes.get(node.input[1])
+    if w is None:
+        raise CnnstatError(f"the weight '{node.input[1]}' of {node.op_type} "
+                           f"'{node.name}' has no known shape", ctx.path)
+    notes = ()
+    if not ctx.is_initializer(node.input[1]):
+        notes = (f"weight '{node.input[1]}' is computed in the graph; its size is "
+                 "not counted as parameters here",)
+    kernel = tuple(a.get("kernel_shape") or w[2:])
+    n = len(kernel)
+    pads = tuple(a.get("pads") or (0,) * (2 * n))
+    group = a.get("group", 1)
+    transposed = node.op_type == "ConvTranspose"
+    attrs: dict[str, Any] = {
+        "num_output": w[1] * group if transposed else w[0], "kernel": kernel,
+        "stride": tuple(a.get("strides") or (1,) * n), "pad": pads[:n], "pad_end": pads[n:],
+        "dilation": tuple(a.get("dilations") or (1,) * n), "group": group,
+        "bias": len(node.input) > 2 and bool(node.input[2]),
+    }
+    auto = a.get("auto_pad", "NOTSET")
+    if auto != "NOTSET":
+        attrs["auto_pad"] = auto
+    if transposed:
+        attrs["output_padding"] = tuple(a.get("output_padding") or (0,) * n)
+        if a.get("output_shape"):
+            attrs.update(_deconv_pads(ctx, node, attrs, tuple(a["output_shape"]), auto))
+    kind = "Deconvolution" if transposed else "Convolution"
+    return Translation(kind, attrs, bottoms=(node.input[0],), notes=notes)
+
+
+def _deconv_pads(ctx: Context, node: Node, attrs: dict[str, Any], out: Shape,
+                 auto: str) -> dict[str, Any]:
+    """ConvTranspose with ``output_shape``: total pad = stride·(in−1) + output_padding +
+    extent − out, split evenly, the odd one at the end (begin for SAME_UPPER)."""
+    x = ctx.shapes.get(node.input[0])
+    if x is None:
+        raise CnnstatError(f"the input shape of ConvTranspose '{node.name}' is unknown",
+                           ctx.path)
+    begin, end = [], []
+    for i, size in enumerate(x[2:]):
+        extent = attrs["dilation"][i] * (attrs["kernel"][i] - 1) + 1
+        total = (attrs["stride"][i] * (size - 1) + attrs["output_padding"][i] + extent
+                 - out[-len(x) + 2 + i])
+        small = total // 2
+        begin.append(small if auto == "SAME_UPPER" else total - small)
+        end.append(total - begin[-1])
+    return {"pad": tuple(begin), "pad_end": tuple(end), "auto_pad": None}
+
+
+def gemm(ctx: Context, node: Node) -> Translation:
+    """Gemm (A·B + C, ``transA``/``transB``) and MatMul (NumPy matmul): with a constant 2-D
+    weight B and an activation A, an inner product whose width is B's output dim; otherwise
+    a batched matmul of the operands (constant ones kept as ``const_shapes``)."""
+    a = node.attrs
+    x, w = node.input[0], node.input[1]
+    ta, tb = a.get("transA", 0), a.get("transB", 0)
+    w_shape = ctx.shapes.get(w)
+    is_fc = (w in ctx.static and x not in ctx.static and not ta and w_shape is not None
+             and len(w_shape) == 2)
+    if is_fc:
+        bias = node.op_type == "Gemm" and len(node.input) > 2 and bool(node.input[2])
+        n = w_shape[0] if tb else w_shape[1]
+        axis = 1 if node.op_type == "Gemm" else -1
+        return Translation("InnerProduct", {"num_output": n, "bias": bias, "axis": axis,
+                                            "transpose": not tb}, bottoms=(x,))
+    consts = tuple(ctx.shapes[v] for v in (x, w) if v in ctx.static)
+    acts = tuple(v for v in (x, w) if v not in ctx.static)
+    return Translation("MatMul", {"const_shapes": consts, "const_first": x in ctx.static,
+                                  "trans_a": ta, "trans_b": tb}, bottoms=acts)
+
+
+def pool(ctx: Context, node: Node) -> Translation:
+    """MaxPool / AveragePool / Global*Pool: ``kernel_shape``, ``strides``, begin-then-end
+    ``pads``, ``ceil_mode`` (a last window starting past the input is dropped, as runtimes do),
+    ``count_include_pad``, ``auto_pad``; dilated pooling is shaped but not costed."""
+    op = node.op_type
+    a = node.text_attrs()
+    attrs: dict[str, Any] = {"method": "MAX" if "Max" in op else "AVE", "nd": True}
+    if op.startswith("Global"):
+        attrs["global_pooling"] = True
+        return Translation("Pooling", attrs)
+    kernel = tuple(a["kernel_shape"])
+    n = len(kernel)
+    pads = tuple(a.get("pads") or (0,) * (2 * n))
+    attrs.update(kernel=kernel, stride=tuple(a.get("strides") or (1,) * n), pad=pads[:n],
+                 pad_end=pads[n:], ceil=bool(a.get("ceil_mode", 0)), drop_outside=True,
+                 count_include_pad=bool(a.get("count_include_pad", 0)))
+    if a.get("auto_pad", "NOTSET") != "NOTSET":
+        attrs["auto_pad"] = a["auto_pad"]
+    if any(d != 1 for d in a.get("dilations") or ()):
+        return Translation(f"onnx.{op}", attrs)  # dilated pooling: ONNX's shape, not costed
+    return Translation("Pooling", attrs)
+
+
+def batch_norm(ctx: Context, node: Node) -> Translation:
+    """BatchNormalization (inference): y = scale·(x − mean)/√(var + ε) + B per channel
+    (axis 1); inputs 3 and 4 (running mean and variance) are statistics."""
+    tops = tuple(o for o in node.output if o)[:1]
+    return Translation("BatchNorm", {"affine": True, "eps": node.attrs.get("epsilon", 1e-5)},
+                       tops=tops, stats=(3, 4))
+
+
+def lrn(ctx: Context, node: Node) -> Translation:
+    """LRN across channels: ``size`` channels, ``alpha``, ``beta`` (Caffe's LRN)."""
+    a = node.attrs
+    return Translation("LRN", {"local_size": a["size"], "alpha": a.get("alpha", 1e-4),
+                               "beta": a.get("beta", 0.75)})
+
+
+def leaky_relu(ctx: Context, node: Node) -> Translation:
+    """LeakyRelu: x for x ≥ 0, ``alpha``·x below (default 0.01): a ReLU with a slope."""
+    return Translation("ReLU", {"negative_slope": node.attrs.get("alpha", 0.01)})
+
+
+def softmax(ctx: Context, node: Node) -> Translation:
+    """Softmax over ``axis`` (default −1 from opset 13)."""
+    return Translation("Softmax", {"axis": node.attrs.get("axis", -1)})
+
+
+def broadcast(ctx: Context, node: Node) -> Translation:
+    """Element-wise arithmetic with NumPy (multidirectional) broadcasting; constant operands
+    are kept as ``const_shapes`` so a learned per-channel scale counts as parameters."""
+    consts = tuple(ctx.shapes[x] for x in node.input if x and x in ctx.static)
+    return Translation("Broadcast", {"const_shapes": consts})
+
+
+def reduce(ctx: Context, node: Node) -> Translation:
+    """Reduce*: ``axes`` as an attribute (or, from opset 18, a constant second input), none
+    meaning all; ``keepdims`` (default 1); empty axes with ``noop_with_empty_axes`` is Identity."""
+    a = node.attrs
+    axes = a.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = ctx.ints(node.input[1])
+    bottoms = activations(ctx, node)[:1]
+    if not axes and a.get("noop_with_empty_axes"):
+        return Translation("Identity", bottoms=bottoms)
+    return Translation("Reduce", {"axes": tuple(axes or ()), "keepdims": a.get("keepdims", 1)},
+                       bottoms=bottoms)
+
+
+def concat(ctx: Context, node: Node) -> Translation:
+    """Concat on ``axis``; with a constant operand the reader's spec shape is used."""
+    all_acts = len(activations(ctx, node)) == len([x for x in node.input if x])
+    return Translation("Concat" if all_acts else "ShapedConcat", {"axis": node.attrs["axis"]})
+
+
+def split(ctx: Context, node: Node) -> Translation:
+    """Split on ``axis`` (default 0) into ``split`` sizes (attribute, or a constant second
+    input from opset 13); without sizes, equal parts (shaped by the reader)."""
+    a = node.attrs
+    sizes = a.get("split") or (ctx.ints(node.input[1]) if len(node.input) > 1 else None)
+    bottoms = activations(ctx, node)[:1]
+    if sizes:
+        return Translation("Slice", {"axis": a.get("axis", 0),
+                                     "points": tuple(np.cumsum(sizes[:-1]).tolist())},
+                           bottoms=bottoms)
+    return Translation("ShapedSplit", bottoms=bottoms)
+
+
+def reshape(ctx: Context, node: Node) -> Translation:
+    """Reshape to a constant ``shape`` input: 0 copies the input dim (unless ``allowzero``),
+    −1 is inferred — Caffe's Reshape rule; otherwise the reader's spec shape."""
+    target = ctx.ints(node.input[1])
+    if target is not None and not node.attrs.get("allowzero"):
+        return Translation("Reshape", {"shape": target})
+    return Translation("ShapedReshape")
+
+
+def flatten(ctx: Context, node: Node) -> Translation:
+    """Flatten to 2-D: dims before ``axis`` (default 1) × the rest."""
+    return Translation("Flatten", {"axis": node.attrs.get("axis", 1), "to_2d": True})
+
+
+def transpose(ctx: Context, node: Node) -> Translation:
+    """Transpose by ``perm`` (default: reversed axes)."""
+    perm = node.attrs.get("perm")
+    if perm is None and node.input[0] in ctx.shapes:
+        perm = list(reversed(range(len(ctx.shapes[node.input[0]]))))
+    if perm:
+        return Translation("Permute", {"order": tuple(perm)})
+    return Translation("ShapedReshape")
+
+
+def resize(ctx: Context, node: Node) -> Translation:
+    """Resize / Upsample: ``mode`` nearest, linear (``bilinear`` in old Upsample) or cubic;
+    the output size comes from constant ``sizes`` or ``scales`` (the reader's spec shape)."""
+    a = node.text_attrs()
+    mode = a.get("mode", "nearest")
+    return Translation("Resize", {"mode": {"bilinear": "linear"}.get(mode, mode)},
+                       bottoms=activations(ctx, node)[:1])
+
+
+def renamed(kind: str) -> Translator:
+    """An op that maps one-to-one onto an IR kind, its attrs needing no translation."""
+
+    def translate(ctx: Context, node: Node) -> Translation:
+        return Translation(kind)
+
+    translate.__doc__ = f"The IR kind '{kind}', attributes as ONNX gives them."
+    return translate
+
+
+def unknown(ctx: Context, node: Node) -> Translation:
+    """An op cnnstat has no rule for: kind ``onnx.<op>`` (``<domain>.<op>`` for a custom
+    domain), not costed, shaped by ONNX shape inference."""
+    if node.domain in ("", "ai.onnx"):
+        return Translation(f"onnx.{node.op_type}")
+    return Translation(f"{node.domain}.{node.op_type}")
+
+
+# ONNX op → IR kind for ops that map one-to-one (attrs need no translation).
+_SAME_KIND = {
+    "Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "TanH", "Elu": "ELU", "Clip": "Clip",
+    "HardSigmoid": "HardSigmoid", "HardSwish": "HardSwish", "Selu": "Selu",
+    "Softplus": "Softplus", "Erf": "Erf", "Gelu": "Gelu", "LogSoftmax": "LogSoftmax",
+    "Identity": "Identity", "Cast": "Cast", "Dropout": "Dropout", "PRelu": "PReLU",
+    "InstanceNormalization": "InstanceNorm", "LayerNormalization": "LayerNorm",
+    "Squeeze": "Squeeze", "Unsqueeze": "Unsqueeze", "Gather": "Gather", "Expand": "Expand",
+    "Tile": "ShapedTile", "Pad": "Pad", "Slice": "StridedSlice",
+}
+# Element-wise arithmetic with NumPy broadcasting (unary ones: one FLOP per element).
+BROADCAST_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean",
+                           "Sqrt", "Exp", "Log", "Abs", "Neg", "Reciprocal", "Floor", "Ceil"})
+REDUCE_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
+                        "ReduceL2"})
+
+TRANSLATORS: dict[str, Translator] = {
+    "Conv": conv, "ConvTranspose": conv,
+    "Gemm": gemm, "MatMul": gemm,
+    "MaxPool": pool, "AveragePool": pool, "GlobalMaxPool": pool, "GlobalAveragePool": pool,
+    "BatchNormalization": batch_norm,
+    "LRN": lrn,
+    "LeakyRelu": leaky_relu,
+    "Softmax": softmax,
+    **{op: broadcast for op in BROADCAST_OPS},
+    **{op: reduce for op in REDUCE_OPS},
+    "Concat": concat,
+    "Split": split,
+    "Reshape": reshape,
+    "Flatten": flatten,
+    "Transpose": transpose,
+    "Resize": resize, "Upsample": resize,
+    **{op: renamed(kind) for op, kind in _SAME_KIND.items()},
+}
+
+
+def translate(ctx: Context, node: Node) -> Translation:
+    """The node's translation: its op's translator for the standard domain, else unknown."""
+    if node.domain not in ("", "ai.onnx"):
+        return unknown(ctx, node)
+    return TRANSLATORS.get(node.op_type, unknown)(ctx, node)
+
+
+# --------------------------------------------------------------------- spec shapes
+
+
+def _arg_ints(ctx: Context, node: Node) -> list[tuple[int, ...] | None]:
+    return [ctx.ints(n) if n else None for n in node.input]
+
+
+def reshape_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Reshape: 0 copies the input dim unless ``allowzero``; one −1 takes the rest."""
+    x, target = ctx.shapes[node.input[0]], ctx.ints(node.input[1])
+    if target is None:
+        return None
+    out = [d if d != 0 or node.attrs.get("allowzero") else x[i] for i, d in enumerate(target)]
+    if -1 in out:
+        out[out.index(-1)] = int(np.prod(x)) // -int(np.prod(out))
+    return [tuple(out)]
+
+
+def slice_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Slice: per listed axis (default all), ``range(start, end, step)`` clamped as Python
+    slices clamp (``slice.indices``)."""
+    x, arg = ctx.shapes[node.input[0]], _arg_ints(ctx, node)
+    if len(arg) < 3 or arg[1] is None or arg[2] is None:
+        return None
+    axes = arg[3] if len(arg) > 3 and arg[3] else range(len(arg[1]))
+    steps = arg[4] if len(arg) > 4 and arg[4] else (1,) * len(arg[1])
+    out = list(x)
+    for ax, b, e, st in zip(axes, arg[1], arg[2], steps):
+        out[ax] = len(range(*slice(b, e, st).indices(x[ax])))
+    return [tuple(out)]
+
+
+def squeeze_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Squeeze: drop the listed axes (attribute, or input from opset 13); none: every 1."""
+    x, arg = ctx.shapes[node.input[0]], _arg_ints(ctx, node)
+    axes = node.attrs.get("axes") or (arg[1] if len(arg) > 1 else None)
+    gone = {ax % len(x) for ax in axes} if axes else {i for i, d in enumerate(x) if d == 1}
+    return [tuple(d for i, d in enumerate(x) if i not in gone)]
+
+
+def unsqueeze_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Unsqueeze: insert a 1 at each listed axis of the output (rank + len(axes))."""
+    x, arg = ctx.shapes[node.input[0]], _arg_ints(ctx, node)
+    axes = node.attrs.get("axes") or (arg[1] if len(arg) > 1 else None)
+    rank = len(x) + len(axes)
+    out = list(x)
+    for ax in sorted(ax % rank for ax in axes):
+        out.insert(ax, 1)
+    return [tuple(out)]
+
+
+def gather_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Gather: data dims with the ``axis`` dim replaced by the indices' dims."""
+    x = ctx.shapes[node.input[0]]
+    idx = ctx.value(node.input[1])
+    ishape = idx.shape if idx is not None else ctx.shapes.get(node.input[1])
+    if ishape is None:
+        return None
+    ax = node.attrs.get("axis", 0) % len(x)
+    return [(*x[:ax], *ishape, *x[ax + 1:])]
+
+
+def expand_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Expand: the input broadcast with the constant ``shape`` (NumPy rules)."""
+    x, target = ctx.shapes[node.input[0]], ctx.ints(node.input[1])
+    if target is None:
+        return None
+    return [tuple(np.broadcast_shapes(x, tuple(target)))]
+
+
+def tile_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Tile: each dim times its ``repeats`` entry."""
+    x, reps = ctx.shapes[node.input[0]], ctx.ints(node.input[1])
+    if reps is None:
+        return None
+    return [tuple(d * r for d, r in zip(x, reps))]
+
+
+def pad_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Pad: ``pads`` (attribute before opset 11, then an input) are begin values then end
+    values, over ``axes`` (opset 18 input; default all)."""
+    x, arg = ctx.shapes[node.input[0]], _arg_ints(ctx, node)
+    pads = node.attrs.get("pads") or (arg[1] if len(arg) > 1 else None)
+    if pads is None:
+        return None
+    axes = arg[3] if len(arg) > 3 and arg[3] else range(len(x))
+    out, n = list(x), len(pads) // 2
+    for i, ax in enumerate(axes):
+        out[ax] += pads[i] + pads[i + n]
+    return [tuple(out)]
+
+
+def resize_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Resize: constant ``sizes`` (input 3), else floor(dim · scale) per dim with ``scales``
+    (input 2; Upsample: input 1 or the attribute)."""
+    x = ctx.shapes[node.input[0]]
+    arg = _arg_ints(ctx, node)
+    if node.op_type == "Resize" and len(node.input) > 3 and arg[3]:
+        return [tuple(arg[3])]
+    if node.op_type == "Upsample":
+        scales = ctx.value(node.input[1]) if len(node.input) > 1 else np.asarray(
+            node.attrs.get("scales"))
+    else:
+        scales = ctx.value(node.input[2]) if len(node.input) > 2 else None
+    if scales is None or scales.size != len(x):
+        return None
+    return [tuple(int(np.floor(d * s)) for d, s in zip(x, scales.reshape(-1)))]
+
+
+def concat_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Concat: the inputs' ``axis`` dims summed, the others as the first input's."""
+    x = ctx.shapes[node.input[0]]
+    ins = [ctx.shapes.get(n) for n in node.input if n]
+    if any(s is None for s in ins):
+        return None
+    ax = node.attrs["axis"] % len(x)
+    return [(*x[:ax], sum(s[ax] for s in ins), *x[ax + 1:])]  # type: ignore[index]
+
+
+SHAPES: dict[str, ShapeSpec] = {
+    "Reshape": reshape_shape, "Slice": slice_shape, "Squeeze": squeeze_shape,
+    "Unsqueeze": unsqueeze_shape, "Gather": gather_shape, "Expand": expand_shape,
+    "Tile": tile_shape, "Pad": pad_shape, "Resize": resize_shape, "Upsample": resize_shape,
+    "Concat": concat_shape,
+}
+
+
+def spec_shapes(ctx: Context, node: Node) -> list[Shape] | None:
+    """Output shapes by the op's spec on known input shapes and constants, or None."""
+    spec = SHAPES.get(node.op_type)
+    if spec is None or node.input[0] not in ctx.shapes:
+        return None
+    return spec(ctx, node)
