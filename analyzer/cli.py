@@ -28,14 +28,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
-    """``data=1,3,224,224`` → ('data', (1, 3, 224, 224))."""
+    """``data=1,3,224,224`` → ('data', (1, 3, 224, 224)). A 0 dim is valid (an empty tensor,
+    as ONNX allows); the Caffe analysis refuses it at the input layer."""
     name, sep, dims = text.rpartition("=")
     try:
         shape = tuple(int(d) for d in dims.replace("x", ",").split(","))
     except ValueError:
         shape = ()
-    if not sep or not name or not shape or any(d <= 0 for d in shape):
-        raise CnnstatError(f"--input-shape wants NAME=d,d,... with positive dims, got '{text}'")
+    if not sep or not name or not shape or any(d < 0 for d in shape):
+        raise CnnstatError(f"--input-shape wants NAME=d,d,... with dims ≥ 0, got '{text}'")
     return name, shape
 
 

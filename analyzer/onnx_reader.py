@@ -43,7 +43,14 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from analyzer.errors import CnnstatError
-from analyzer.frontends.onnx_ops import Node, spec_shapes, translate
+from analyzer.frontends.onnx_ops import (
+    GROWS,
+    NON_TENSOR_OPS,
+    Node,
+    spec_shapes,
+    translate,
+    value_inputs,
+)
 from analyzer.ir import Layer, Net, Shape, Weight, frozen
 from analyzer.registry import rule_for
 from analyzer.shapes import ShapeError, hinted
@@ -234,7 +241,11 @@ def _dims(tensor_type: Any) -> list[int | str | None] | None:
 
 
 class _Reader:
-    """One read: bind inputs, infer shapes, fold constants, translate nodes."""
+    """One read: bind inputs, infer shapes, fold constants, translate nodes.
+
+    It is the :class:`~analyzer.frontends.onnx_ops.Context` the translators read: ``shapes``,
+    ``static``, :meth:`value`, :meth:`ints`, :meth:`is_initializer`.
+    """
 
     def __init__(self, model: onnx.ModelProto, path: str, batch: int | None,
                  shapes: dict[str, tuple[int, ...]]) -> None:
@@ -244,7 +255,21 @@ class _Reader:
         # (name, data type, dims) of every initializer, in file order, read once
         self.init_info = [(t.name, t.data_type, tuple(t.dims)) for t in self.graph.initializer]
         self.init_type = {name: (dtype, dims) for name, dtype, dims in self.init_info}
-        self.arrays: dict[str, np.ndarray] = {}  # decoded initializers and Constant values
+        self.outputs = tuple(vi.name for vi in self.graph.output)
+        self.opset = next((o.version for o in model.opset_import
+                           if o.domain in ("", "ai.onnx")), onnx.defs.onnx_opset_version())
+        self.nontensor: dict[str, str] = {}  # graph inputs that are no tensor → their type
+        self.elem_types = {vi.name: vi.type.tensor_type.elem_type for vi in self.graph.input
+                           if vi.type.HasField("tensor_type")}  # graph inputs' element types
+        self.inputs: set[str] = set()  # tensor graph inputs
+        self.producer: dict[str, Node] = {}
+        self.onnx_shapes: dict[str, Shape] = {}  # ONNX shape inference's, once it ran
+        self.onnx_kinds: dict[str, str] = {}  # tensors ONNX infers to be sequences etc.
+        self.prefer_onnx = False  # "always": ONNX's shapes as hints wherever it gives one
+        self._reset()
+
+    def _reset(self) -> None:
+        self.arrays: dict[str, np.ndarray | None] = {}  # decoded initializers and Constants
         self.consts: dict[str, TensorProto] = {}  # Constant node outputs
         self.static: set[str] = set(self.init)  # tensors known before run time
         self.shapes: dict[str, Shape] = {}
@@ -259,7 +284,9 @@ class _Reader:
             if vi.name in self.init:
                 continue  # IR < 4 lists initializers as inputs too
             if not vi.type.HasField("tensor_type"):
-                raise CnnstatError(f"graph input '{vi.name}' is not a tensor", self.path)
+                which = vi.type.WhichOneof("value") or "untyped value"
+                self.nontensor[vi.name] = which.replace("_type", "").replace("_", " ")
+                continue  # refused where a node reads it (or as a graph output)
             dims = list(self.user[vi.name]) if vi.name in self.user else _dims(
                 vi.type.tensor_type)
             if dims is None:
@@ -267,7 +294,7 @@ class _Reader:
                 continue
             if self.batch is not None and dims:  # as the analysis does, --input-shape too
                 dims[0] = self.batch
-            if any(not isinstance(d, int) or d <= 0 for d in dims):
+            if any(not isinstance(d, int) or d < 0 for d in dims):  # 0: an empty tensor
                 shown = ",".join(str(d) if d is not None else "?" for d in dims)
                 unknown.append(f"'{vi.name}' [{shown}]")
                 continue
@@ -276,6 +303,7 @@ class _Reader:
             raise CnnstatError(
                 "input dims are symbolic: " + "; ".join(unknown) + ". Give --batch N for the "
                 "leading dim and --input-shape NAME=d,d,... for a whole input", self.path)
+        self.inputs = {name for name, _ in bound}
         return bound
 
     def _infer(self, bound: list[tuple[str, Shape]]) -> None:
@@ -283,12 +311,14 @@ class _Reader:
         slim = onnx.ModelProto()
         slim.ir_version = self.model.ir_version
         slim.opset_import.extend(self.model.opset_import)
+        slim.functions.extend(self.model.functions)
         g = slim.graph
         g.node.extend(self.graph.node)
+        elem = {vi.name: vi.type.tensor_type.elem_type for vi in self.graph.input
+                if vi.type.HasField("tensor_type")}
         for name, shape in bound:
-            elem = next(vi.type.tensor_type.elem_type for vi in self.graph.input
-                        if vi.name == name)
-            g.input.append(helper.make_tensor_value_info(name, elem, shape))
+            g.input.append(helper.make_tensor_value_info(name, elem[name], shape))
+        g.input.extend(vi for vi in self.graph.input if vi.name in self.nontensor)
         for t in self.graph.initializer:
             if _inline_small(t):
                 g.initializer.append(t)
@@ -298,12 +328,16 @@ class _Reader:
             inferred = shape_inference.infer_shapes(slim, check_type=False, strict_mode=False,
                                                     data_prop=True)
         except Exception as e:  # onnx raises its own InferenceError and RuntimeError types
-            raise CnnstatError(f"ONNX shape inference failed: {e}", self.path) from None
+            said = " ".join(str(e).split())
+            raise CnnstatError(f"ONNX shape inference failed: {said}", self.path) from None
         for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
-            if vi.type.HasField("tensor_type"):
+            which = vi.type.WhichOneof("value")
+            if which == "tensor_type":
                 dims = _dims(vi.type.tensor_type)
-                if dims is not None and all(isinstance(d, int) for d in dims):
-                    self.shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
+                if dims is not None and all(isinstance(d, int) and d >= 0 for d in dims):
+                    self.onnx_shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
+            elif which:
+                self.onnx_kinds[vi.name] = which.replace("_type", "").replace("_", " ")
 
     # ------------------------------------------------------------------ graph order
 
@@ -326,6 +360,7 @@ class _Reader:
                                            "no node, initializer or graph input provides",
                                            self.path)
                     in_order = in_order and at < i
+        self.producer = {o: nodes[i] for o, i in producer.items()}
         if in_order:  # the usual case: the file lists nodes in execution order
             return nodes
         deps = [{producer[x] for x in n.input if x in producer and x not in given}
@@ -341,6 +376,28 @@ class _Reader:
             waiting = [i for i in waiting if i not in done]
         return [nodes[i] for i in order]
 
+    def _check_types(self, nodes: list[Node]) -> None:
+        """Refuse, at the first node concerned, any value that is not a tensor."""
+        made: dict[str, str] = dict(self.nontensor)
+        for i, node in enumerate(nodes):
+            for x in node.input:
+                if x in made:
+                    origin = "graph input" if x in self.nontensor else "value"
+                    raise CnnstatError(
+                        f"reads {origin} '{x}', {_a(made[x])} (not a tensor); cnnstat analyses "
+                        "tensors only", self._where(node, i))
+            kind = NON_TENSOR_OPS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            if kind:
+                raise CnnstatError(f"makes {_a(kind)} (not a tensor); cnnstat analyses tensors "
+                                   "only", self._where(node, i))
+        for name in self.outputs:
+            if name in made:
+                raise CnnstatError(f"graph output '{name}' is {_a(made[name])} (not a tensor); "
+                                   "cnnstat analyses tensors only", self.path)
+
+    def _where(self, node: Node, index: int) -> str:
+        return f"{self.path}: node '{node.name or f'{node.op_type}_{index}'}' ({node.op_type})"
+
     # ------------------------------------------------------------------ values
 
     def value(self, name: str) -> np.ndarray | None:
@@ -354,8 +411,12 @@ class _Reader:
         return value
 
     def ints(self, name: str) -> tuple[int, ...] | None:
+        """A constant's values as ints; None if unknown or not all finite numbers."""
         v = self.value(name) if name else None
-        return None if v is None else tuple(int(x) for x in v.reshape(-1))
+        if v is None or v.dtype.kind not in "iubf" or (
+                v.dtype.kind == "f" and not np.isfinite(v).all()):
+            return None
+        return tuple(int(x) for x in v.reshape(-1))
 
     def is_initializer(self, name: str) -> bool:
         return name in self.init
@@ -377,25 +438,28 @@ class _Reader:
     def net(self, infer_first: bool = False) -> Net:
         bound = self._bind_inputs()
         nodes = self._ordered_nodes()
+        self._check_types(nodes)
         if infer_first:
+            self.prefer_onnx = True
             self._infer(bound)
         layers = self._translate(bound, nodes)
-        if not infer_first and any(la.shapes_hint is None for la in layers[len(bound):]):
+        if not infer_first and self._gaps(layers):
             self._reset()  # a gap cnnstat's rules cannot fill: ask ONNX shape inference
             self._infer(bound)
             layers = self._translate(bound, nodes)
-        self._check_known(layers)
+        self._check_known(layers, nodes)
         used = {w.name for la in layers for w in la.weights or ()}
         for t_name, dtype, dims in self.init_info:
             if t_name not in used and dtype in _FLOATS:
                 self.warnings.append(f"initializer '{t_name}' ({list(dims)}) feeds no layer "
                                      "(only folded constant arithmetic); not counted")
         name = self.graph.name or os.path.splitext(os.path.basename(self.path))[0]
-        return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings))
+        return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings), self.outputs)
 
-    def _reset(self) -> None:
-        self.consts, self.static = {}, set(self.init)
-        self.shapes, self.values, self.warnings, self.arrays = {}, {}, [], {}
+    def _gaps(self, layers: list[Layer]) -> bool:
+        """Whether some layer or graph output is left without a shape."""
+        return any(la.shapes_hint is None for la in layers if la.kind != "Input") or any(
+            o not in self.shapes for o in self.outputs)
 
     def _translate(self, bound: list[tuple[str, Shape]],
                    nodes: list[Node]) -> list[Layer]:
@@ -407,17 +471,25 @@ class _Reader:
         layers = [Layer(name, "Input", "Input", (), (name,),
                         frozen({"shapes": (shape,), "source": "ONNX graph input"}))
                   for name, shape in bound]
+        outputs = set(self.outputs)
         for i, node in enumerate(nodes):
             if self._fold(node):
+                if outputs.intersection(node.output):
+                    layers.append(self._constant_layer(node, i))
                 continue
             layer = self._layer(node, i)
             given = [self.user.get(t) for t in layer.tops]
             if all(g is not None for g in given):
                 self.shapes.update(zip(layer.tops, given))  # type: ignore[arg-type]
                 layer = _with_hint(layer, tuple(given))  # type: ignore[arg-type]
-            elif layer.shapes_hint is None:
+            else:
                 layer = self._fill_shapes(layer, node)
             layers.append(layer)
+        produced = {t for la in layers for t in la.tops}
+        for name in self.outputs:  # an initializer that is itself a graph output
+            if name not in produced and name in self.init:
+                layers.append(Layer(name, "Constant", "Initializer", (), (name,), frozen({}),
+                                    None, (), (), (self.shapes[name],)))
         return layers
 
     def _fold(self, node: Node) -> bool:
@@ -425,16 +497,12 @@ class _Reader:
         op = node.op_type
         if op not in _FOLD_ALWAYS:  # the usual case, a layer: some input is an activation
             static = self.static
-            for x in node.input:
+            for x in node.input[:1] if op == "CastLike" else node.input:  # reads 1's type only
                 if x and x not in static:
                     return False
         ins = [x for x in node.input if x]
         if op == "Constant":
-            for a_name, a_value in node.attrs.items():
-                if a_name == "value":
-                    self.consts[node.output[0]] = a_value
-                elif a_name in ("value_int", "value_ints", "value_float", "value_floats"):
-                    self.consts[node.output[0]] = numpy_helper.from_array(np.asarray(a_value))
+            self._constant(node)
         elif op in ("Shape", "Size"):
             if ins[0] not in self.shapes:
                 return False
@@ -442,19 +510,74 @@ class _Reader:
         if op == "Constant":
             return True  # its value is kept as its TensorProto, decoded when read
         values = [self.value(x) if x else None for x in node.input]
+        if op == "CastLike" and values[1] is None:  # the element type of an activation
+            dtype = self.elem_types.get(node.input[1])
+            if dtype is None or values[0] is None:
+                if node.input[0] in self.shapes:  # the shape without the value
+                    self.shapes[node.output[0]] = self.shapes[node.input[0]]
+                return True
+            values[1] = np.empty(0, helper.tensor_dtype_to_np_dtype(dtype))
         out = None
         if op in ("Shape", "Size") or all(
                 v is not None and v.size <= _SMALL_CONST for v, x in zip(values, node.input) if x):
             try:
-                out = fold_node(node, values, self.shapes.get(ins[0]) if ins else None)
-            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
+                with np.errstate(all="ignore"):
+                    out = fold_node(node, values, self.shapes.get(ins[0]) if ins else None)
+                    if out is None and node.domain in ("", "ai.onnx") and op not in GROWS:
+                        out = self._reference(node, values)
+            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+                    OverflowError):
                 out = None  # not evaluated: ONNX inference's shapes stand
         if out is not None:
             for o, v in zip(node.output, out):
                 if o:
                     v = self.values[o] = np.asarray(v)
                     self.shapes[o] = v.shape
+        else:
+            for o in node.output:
+                if o in self.onnx_shapes:
+                    self.shapes[o] = self.onnx_shapes[o]
         return True
+
+    def _constant(self, node: Node) -> None:
+        """A Constant node: its value (numbers) and its shape, whichever attribute holds it."""
+        out = node.output[0]
+        for a_name, a_value in node.attrs.items():
+            if a_name == "value":
+                self.consts[out] = a_value
+                self.shapes[out] = tuple(a_value.dims)
+            elif a_name in ("value_int", "value_ints", "value_float", "value_floats"):
+                self.consts[out] = numpy_helper.from_array(np.asarray(a_value))
+                self.shapes[out] = np.shape(a_value)
+            elif a_name in ("value_string", "value_strings"):
+                self.shapes[out] = np.shape(a_value)
+            elif a_name == "sparse_value":
+                self.shapes[out] = tuple(a_value.dims)
+
+    def _reference(self, node: Node, values: list[np.ndarray | None]
+                   ) -> list[np.ndarray] | None:
+        """Evaluate a constant node cnnstat has no NumPy rule for with onnx's reference
+        implementation; None when it has none or the result is not small."""
+        from onnx.reference import ReferenceEvaluator
+
+        try:
+            ev = ReferenceEvaluator(node.proto, opsets={"": self.opset})
+            feeds = {x: v for x, v in zip(node.input, values) if x}
+            out = ev.run(None, feeds)
+        except Exception:  # noqa: BLE001 - onnx's evaluator raises many types; none is fatal
+            return None
+        if not all(isinstance(v, np.ndarray) and v.size <= _SMALL_CONST for v in out):
+            return None
+        return out
+
+    def _constant_layer(self, node: Node, index: int) -> Layer:
+        """A folded node whose output is a graph output: a row, so every output has a shape."""
+        tops = tuple(o for o in node.output if o)
+        hint = tuple(self.shapes[o] for o in tops) if all(o in self.shapes for o in tops) \
+            else None
+        bottoms = tuple(x for x in node.input if x and x not in self.static)
+        return Layer(node.name or f"{node.op_type}_{index}", "Constant", node.op_type, bottoms,
+                     tops, frozen({}), None, (), (), hint)
 
     def _layer(self, node: Node, index: int) -> Layer:
         """The node as an IR layer, by its op's translator (``onnx_ops.TRANSLATORS``)."""
@@ -462,17 +585,29 @@ class _Reader:
         bottoms = t.bottoms if t.bottoms is not None else tuple(
             x for x in node.input if x and x not in self.static)
         tops = t.tops if t.tops is not None else tuple(o for o in node.output if o)
-        hint = tuple(self.shapes[o] for o in tops) if all(o in self.shapes for o in tops) \
-            else None
         return Layer(node.name or f"{node.op_type}_{index}", t.kind, node.op_type,
                      tuple(bottoms), tops, frozen(t.attrs), None,
-                     self._weights(node, t.stats), tuple(t.notes), hint)
+                     self._weights(node, t.stats), tuple(t.notes), None)
 
     def _fill_shapes(self, layer: Layer, node: Node) -> Layer:
-        """Where ONNX inference left a gap: the IR's rule, or the op's spec on known values."""
+        """The layer's output shapes: the IR's rule or the op's spec on known values; where
+        neither gives them (or with ``prefer_onnx``), ONNX shape inference's when complete."""
+        outs = None if self.prefer_onnx else self._own_shapes(layer, node)
+        if outs is None:
+            known = [self.onnx_shapes.get(t) for t in layer.tops]
+            if all(s is not None for s in known):
+                outs = known
+            elif self.prefer_onnx:
+                outs = self._own_shapes(layer, node)
+        if outs is None:
+            return layer
+        self.shapes.update(zip(layer.tops, outs))  # type: ignore[arg-type]
+        return _with_hint(layer, tuple(outs))  # type: ignore[arg-type]
+
+    def _own_shapes(self, layer: Layer, node: Node) -> list[Shape] | None:
         ins = [self.shapes.get(b) for b in layer.bottoms]
         if any(s is None for s in ins):
-            return layer
+            return None
         rule = rule_for(layer.kind)
         try:
             if rule is not None and rule.shape is not hinted:
@@ -480,27 +615,82 @@ class _Reader:
             else:
                 spec = spec_shapes(self, node)
                 outs = spec and [tuple(int(d) for d in o) for o in spec]
-        except (ShapeError, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
-            return layer  # the analysis reports it, naming the layer
+        except (ShapeError, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+                OverflowError):
+            return None  # the analysis reports it, naming the layer
         if outs is None or len(outs) != len(layer.tops):
-            return layer
-        self.shapes.update(zip(layer.tops, outs))
-        return _with_hint(layer, tuple(outs))
+            return None
+        return outs
 
-    def _check_known(self, layers: list[Layer]) -> None:
-        """One error naming every output whose shape nothing can give (never guessed)."""
-        missing = []
+    def _check_known(self, layers: list[Layer], nodes: list[Node]) -> None:
+        """Refuse the first layer whose shape nothing can give, saying why (never guessed)."""
+        index = {id(n): i for i, n in enumerate(nodes)}
+        by_top = {o: n for n in nodes for o in n.output if o}
         for layer in layers:
             rule = rule_for(layer.kind)
             needs_hint = layer.kind != "Input" and (rule is None or rule.shape is hinted)
-            if needs_hint and layer.shapes_hint is None:
-                missing += [f"'{t}' ({layer.type} '{layer.name}')" for t in layer.tops
-                            if t not in self.user]
-        if missing:
-            more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-            raise CnnstatError(
-                "ONNX shape inference could not shape " + ", ".join(missing[:8]) + more
-                + "; give each with --input-shape NAME=d,d,...", self.path)
+            if not needs_hint or layer.shapes_hint is not None:
+                continue
+            missing = [t for t in layer.tops if t not in self.user]
+            if missing:
+                node = by_top[layer.tops[0]]
+                raise CnnstatError(self._why_unshaped(node, missing),
+                                   self._where(node, index[id(node)]))
+        for name in self.outputs:
+            if name not in self.shapes and name not in self.user and name in by_top:
+                node = by_top[name]
+                raise CnnstatError(self._why_unshaped(node, [name]),
+                                   self._where(node, index[id(node)]))
+
+    def _why_unshaped(self, node: Node, missing: list[str]) -> str:
+        """Why a node's outputs have no shape: a non-tensor, values known only at run time,
+        an unknown constant, or an op neither cnnstat nor ONNX shape inference can shape."""
+        named = ", ".join(f"'{t}'" for t in missing)
+        for t in missing:
+            if t in self.onnx_kinds:
+                return (f"output '{t}' is {_a(self.onnx_kinds[t])} (not a tensor); cnnstat "
+                        "analyses tensors only")
+        for x in value_inputs(node):
+            if self.value(x) is not None:
+                continue
+            behind = sorted(self._graph_inputs_behind(x))
+            if behind:
+                which = ", ".join(f"'{g}'" for g in behind)
+                via = "" if behind == [x] else f" (through its input '{x}')"
+                inputs = "graph inputs" if len(behind) > 1 else "graph input"
+                return (f"its output shape depends on the values of {inputs} {which}{via}, "
+                        "known only at run time; cnnstat reads shapes only. Give "
+                        f"{named} with --input-shape NAME=d,d,...")
+        unknown = [x for x in node.input if x and x in self.static and x not in self.shapes]
+        if unknown:
+            return (f"cnnstat cannot evaluate the constant '{unknown[0]}' it reads, and ONNX "
+                    f"shape inference did not shape {named}; give each with --input-shape "
+                    "NAME=d,d,...")
+        what = "folded constant" if node.output and node.output[0] in self.static else "op"
+        return (f"cnnstat has no shape rule for this {what} and ONNX shape inference did not "
+                f"shape {named}; give each with --input-shape NAME=d,d,...")
+
+    def _graph_inputs_behind(self, name: str) -> set[str]:
+        """Graph inputs whose values flow into ``name`` (Shape and Size pass shapes only)."""
+        found, seen, todo = set(), set(), [name]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            if x in self.inputs:
+                found.add(x)
+                continue
+            node = self.producer.get(x)
+            if node is None or node.op_type in ("Shape", "Size"):
+                continue
+            todo.extend(i for i in node.input if i)
+        return found
+
+
+def _a(kind: str) -> str:
+    """'a sequence', 'an optional', 'a map'."""
+    return ("an " if kind[:1] in "aeiou" else "a ") + kind
 
 
 def _with_hint(la: Layer, hint: tuple[Shape, ...]) -> Layer:

@@ -484,6 +484,21 @@ def reduce(layer: Layer, ins: list[Shape]) -> list[Shape]:
     return [tuple(d for i, d in enumerate(x) if i not in axes)]
 
 
+def batch_norm(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """BatchNorm: y as x; any further top (ONNX training mode: running mean, variance) per
+    channel (axis 1)."""
+    x = ins[0]
+    return [x] + [(x[1] if len(x) > 1 else 1,)] * (len(layer.tops) - 1)
+
+
+def layer_norm(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """ONNX LayerNormalization: Y as X; Mean and InvStdDev keep X's dims before ``axis``, 1
+    from it on."""
+    x = ins[0]
+    axis = _canon_axis(layer.attr("axis", -1), len(x))
+    return [x] + [(*x[:axis], *(1,) * (len(x) - axis))] * (len(layer.tops) - 1)
+
+
 def assumed_same(layer: Layer, ins: list[Shape]) -> list[Shape]:
     """A layer nobody here can shape (Python, an unknown type): identity if 1→1, else error."""
     if len(ins) == 1 and len(layer.tops) == 1:

@@ -59,9 +59,10 @@ class Node:
     ``attrs`` holds each attribute's value as ``onnx.helper.get_attribute_value`` gives it.
     """
 
-    __slots__ = ("op_type", "domain", "name", "input", "output", "attrs")
+    __slots__ = ("op_type", "domain", "name", "input", "output", "attrs", "proto")
 
     def __init__(self, proto: onnx.NodeProto) -> None:
+        self.proto = proto
         self.op_type: str = proto.op_type
         self.domain: str = proto.domain
         self.name: str = proto.name
@@ -194,7 +195,9 @@ def gemm(ctx: Context, node: Node) -> Translation:
         axis = 1 if node.op_type == "Gemm" else -1
         return Translation("InnerProduct", {"num_output": n, "bias": bias, "axis": axis,
                                             "transpose": not tb}, bottoms=(x,))
-    consts = tuple(ctx.shapes[v] for v in (x, w) if v in ctx.static)
+    consts = tuple(ctx.shapes.get(v) for v in (x, w) if v in ctx.static)
+    if None in consts:  # a constant operand cnnstat could not evaluate
+        return unknown(ctx, node)
     acts = tuple(v for v in (x, w) if v not in ctx.static)
     return Translation("MatMul", {"const_shapes": consts, "const_first": x in ctx.static,
                                   "trans_a": ta, "trans_b": tb}, bottoms=acts)
@@ -224,11 +227,11 @@ def pool(ctx: Context, node: Node) -> Translation:
 
 
 def batch_norm(ctx: Context, node: Node) -> Translation:
-    """BatchNormalization (inference): y = scale·(x − mean)/√(var + ε) + B per channel
-    (axis 1); inputs 3 and 4 (running mean and variance) are statistics."""
-    tops = tuple(o for o in node.output if o)[:1]
+    """BatchNormalization: y = scale·(x − mean)/√(var + ε) + B per channel (axis 1); inputs 3
+    and 4 (running mean and variance) are statistics; in training mode (opset 14+) the new
+    running mean and variance, one value per channel, are outputs 1 and 2."""
     return Translation("BatchNorm", {"affine": True, "eps": node.attrs.get("epsilon", 1e-5)},
-                       tops=tops, stats=(3, 4))
+                       stats=(3, 4))
 
 
 def lrn(ctx: Context, node: Node) -> Translation:
@@ -251,8 +254,10 @@ def softmax(ctx: Context, node: Node) -> Translation:
 def broadcast(ctx: Context, node: Node) -> Translation:
     """Element-wise arithmetic with NumPy (multidirectional) broadcasting; constant operands
     are kept as ``const_shapes`` so a learned per-channel scale counts as parameters."""
-    consts = tuple(ctx.shapes[x] for x in node.input if x and x in ctx.static)
-    return Translation("Broadcast", {"const_shapes": consts})
+    consts = [ctx.shapes.get(x) for x in node.input if x and x in ctx.static]
+    if None in consts:  # a constant operand cnnstat could not evaluate
+        return unknown(ctx, node)
+    return Translation("Broadcast", {"const_shapes": tuple(consts)})
 
 
 def reduce(ctx: Context, node: Node) -> Translation:
@@ -260,9 +265,11 @@ def reduce(ctx: Context, node: Node) -> Translation:
     meaning all; ``keepdims`` (default 1); empty axes with ``noop_with_empty_axes`` is Identity."""
     a = node.attrs
     axes = a.get("axes")
+    bottoms = activations(ctx, node)[:1]
     if axes is None and len(node.input) > 1 and node.input[1]:
         axes = ctx.ints(node.input[1])
-    bottoms = activations(ctx, node)[:1]
+        if axes is None:  # axes known only at run time: the reader says which input
+            return Translation(f"onnx.{node.op_type}", bottoms=bottoms)
     if not axes and a.get("noop_with_empty_axes"):
         return Translation("Identity", bottoms=bottoms)
     return Translation("Reduce", {"axes": tuple(axes or ()), "keepdims": a.get("keepdims", 1)},
@@ -277,11 +284,12 @@ def concat(ctx: Context, node: Node) -> Translation:
 
 def split(ctx: Context, node: Node) -> Translation:
     """Split on ``axis`` (default 0) into ``split`` sizes (attribute, or a constant second
-    input from opset 13); without sizes, equal parts (shaped by the reader)."""
+    input from opset 13): Caffe's Slice when every part is non-empty; otherwise (equal parts,
+    ``num_outputs``, empty parts) the spec shape :func:`split_shape`."""
     a = node.attrs
     sizes = a.get("split") or (ctx.ints(node.input[1]) if len(node.input) > 1 else None)
     bottoms = activations(ctx, node)[:1]
-    if sizes:
+    if sizes and all(s > 0 for s in sizes) and all(node.output):
         return Translation("Slice", {"axis": a.get("axis", 0),
                                      "points": tuple(np.cumsum(sizes[:-1]).tolist())},
                            bottoms=bottoms)
@@ -321,6 +329,18 @@ def resize(ctx: Context, node: Node) -> Translation:
                        bottoms=activations(ctx, node)[:1])
 
 
+def layer_norm(ctx: Context, node: Node) -> Translation:
+    """LayerNormalization over the dims from ``axis`` (default −1) on; the optional Mean and
+    InvStdDev outputs keep the dims before ``axis`` and have 1 for the others."""
+    return Translation("LayerNorm", {"axis": node.attrs.get("axis", -1)})
+
+
+def cast_like(ctx: Context, node: Node) -> Translation:
+    """CastLike: input 0 converted to the element type of input 1, whose values are not read
+    (a CastLike of a constant is folded by the reader)."""
+    return Translation("Cast", bottoms=(node.input[0],))
+
+
 def renamed(kind: str) -> Translator:
     """An op that maps one-to-one onto an IR kind, its attrs needing no translation."""
 
@@ -345,15 +365,23 @@ _SAME_KIND = {
     "HardSigmoid": "HardSigmoid", "HardSwish": "HardSwish", "Selu": "Selu",
     "Softplus": "Softplus", "Erf": "Erf", "Gelu": "Gelu", "LogSoftmax": "LogSoftmax",
     "Identity": "Identity", "Cast": "Cast", "Dropout": "Dropout", "PRelu": "PReLU",
-    "InstanceNormalization": "InstanceNorm", "LayerNormalization": "LayerNorm",
+    "InstanceNormalization": "InstanceNorm",
     "Squeeze": "Squeeze", "Unsqueeze": "Unsqueeze", "Gather": "Gather", "Expand": "Expand",
     "Tile": "ShapedTile", "Pad": "Pad", "Slice": "StridedSlice",
 }
-# Element-wise arithmetic with NumPy broadcasting (unary ones: one FLOP per element).
-BROADCAST_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean",
-                           "Sqrt", "Exp", "Log", "Abs", "Neg", "Reciprocal", "Floor", "Ceil"})
+# Element-wise arithmetic, comparison and logic with NumPy broadcasting (unary ones: one FLOP
+# per element).
+BROADCAST_OPS = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Mod", "Where",
+    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor",
+    "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor",
+    "Sqrt", "Exp", "Log", "Abs", "Neg", "Reciprocal", "Floor", "Ceil", "Not", "BitwiseNot",
+    "Sign", "Round", "IsNaN", "IsInf", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh",
+    "Cosh", "Asinh", "Acosh", "Atanh", "Softsign", "ThresholdedRelu", "Celu", "Shrink", "Mish",
+})
 REDUCE_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
                         "ReduceL2"})
+_ALL_REDUCE = REDUCE_OPS | {"ReduceL1", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
 
 TRANSLATORS: dict[str, Translator] = {
     "Conv": conv, "ConvTranspose": conv,
@@ -363,6 +391,8 @@ TRANSLATORS: dict[str, Translator] = {
     "LRN": lrn,
     "LeakyRelu": leaky_relu,
     "Softmax": softmax,
+    "LayerNormalization": layer_norm,
+    "CastLike": cast_like,
     **{op: broadcast for op in BROADCAST_OPS},
     **{op: reduce for op in REDUCE_OPS},
     "Concat": concat,
@@ -389,6 +419,11 @@ def _arg_ints(ctx: Context, node: Node) -> list[tuple[int, ...] | None]:
     return [ctx.ints(n) if n else None for n in node.input]
 
 
+def _unknown(node: Node, arg: list[tuple[int, ...] | None], *where: int) -> bool:
+    """Whether one of the inputs at ``where`` is given (a name) but its value is unknown."""
+    return any(i < len(arg) and node.input[i] and arg[i] is None for i in where)
+
+
 def reshape_shape(ctx: Context, node: Node) -> list[Shape] | None:
     """Reshape: 0 copies the input dim unless ``allowzero``; one −1 takes the rest."""
     x, target = ctx.shapes[node.input[0]], ctx.ints(node.input[1])
@@ -404,7 +439,7 @@ def slice_shape(ctx: Context, node: Node) -> list[Shape] | None:
     """Slice: per listed axis (default all), ``range(start, end, step)`` clamped as Python
     slices clamp (``slice.indices``)."""
     x, arg = ctx.shapes[node.input[0]], _arg_ints(ctx, node)
-    if len(arg) < 3 or arg[1] is None or arg[2] is None:
+    if len(arg) < 3 or _unknown(node, arg, 1, 2, 3, 4):
         return None
     axes = arg[3] if len(arg) > 3 and arg[3] else range(len(arg[1]))
     steps = arg[4] if len(arg) > 4 and arg[4] else (1,) * len(arg[1])
@@ -417,6 +452,8 @@ def slice_shape(ctx: Context, node: Node) -> list[Shape] | None:
 def squeeze_shape(ctx: Context, node: Node) -> list[Shape] | None:
     """Squeeze: drop the listed axes (attribute, or input from opset 13); none: every 1."""
     x, arg = ctx.shapes[node.input[0]], _arg_ints(ctx, node)
+    if _unknown(node, arg, 1):
+        return None
     axes = node.attrs.get("axes") or (arg[1] if len(arg) > 1 else None)
     gone = {ax % len(x) for ax in axes} if axes else {i for i, d in enumerate(x) if d == 1}
     return [tuple(d for i, d in enumerate(x) if i not in gone)]
@@ -465,7 +502,7 @@ def pad_shape(ctx: Context, node: Node) -> list[Shape] | None:
     values, over ``axes`` (opset 18 input; default all)."""
     x, arg = ctx.shapes[node.input[0]], _arg_ints(ctx, node)
     pads = node.attrs.get("pads") or (arg[1] if len(arg) > 1 else None)
-    if pads is None:
+    if pads is None or _unknown(node, arg, 3):
         return None
     axes = arg[3] if len(arg) > 3 and arg[3] else range(len(x))
     out, n = list(x), len(pads) // 2
@@ -501,7 +538,50 @@ def concat_shape(ctx: Context, node: Node) -> list[Shape] | None:
     return [(*x[:ax], sum(s[ax] for s in ins), *x[ax + 1:])]  # type: ignore[index]
 
 
+def split_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Split: the ``split`` sizes (attribute or input 1) along ``axis``; without them,
+    ``num_outputs`` parts of ceil(d / n), the last one smaller (opset 18), or equal parts."""
+    x, arg = ctx.shapes[node.input[0]], _arg_ints(ctx, node)
+    if _unknown(node, arg, 1):
+        return None
+    axis = node.attrs.get("axis", 0) % len(x)
+    d, n = x[axis], len(node.output)
+    sizes = node.attrs.get("split") or (arg[1] if len(arg) > 1 else None)
+    if not sizes:
+        if "num_outputs" in node.attrs:
+            chunk = -(-d // node.attrs["num_outputs"])
+            sizes = [chunk] * (n - 1) + [d - chunk * (n - 1)]
+        elif d % n == 0:
+            sizes = [d // n] * n
+    if not sizes or len(sizes) != n or sum(sizes) != d or min(sizes) < 0:
+        return None
+    return [(*x[:axis], s, *x[axis + 1:]) for s, o in zip(sizes, node.output) if o]
+
+
+def same_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Normalizations that keep their input's shape (GroupNormalization,
+    MeanVarianceNormalization): one output shaped as input 0."""
+    return [ctx.shapes[node.input[0]]]
+
+
+def loss_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss: the loss has the target's shape
+    [N, d1, …] with ``reduction`` none, else it is a scalar; SoftmaxCrossEntropyLoss's optional
+    log_prob output has the scores' shape."""
+    target = ctx.shapes.get(node.input[1])
+    if target is None:
+        return None
+    reduction = node.text_attrs().get("reduction", "mean")
+    outs = [target if reduction == "none" else ()]
+    if len(node.output) > 1:
+        outs.append(ctx.shapes[node.input[0]])
+    return [s for s, o in zip(outs, node.output) if o]
+
+
 SHAPES: dict[str, ShapeSpec] = {
+    "GroupNormalization": same_shape, "MeanVarianceNormalization": same_shape,
+    "NegativeLogLikelihoodLoss": loss_shape, "SoftmaxCrossEntropyLoss": loss_shape,
+    "Split": split_shape,
     "Reshape": reshape_shape, "Slice": slice_shape, "Squeeze": squeeze_shape,
     "Unsqueeze": unsqueeze_shape, "Gather": gather_shape, "Expand": expand_shape,
     "Tile": tile_shape, "Pad": pad_shape, "Resize": resize_shape, "Upsample": resize_shape,
@@ -515,3 +595,46 @@ def spec_shapes(ctx: Context, node: Node) -> list[Shape] | None:
     if spec is None or node.input[0] not in ctx.shapes:
         return None
     return spec(ctx, node)
+
+
+# --------------------------------------------------------------------- what a shape depends on
+
+# Inputs (by position) whose VALUES set the output shape; for the data-dependent ops (NonZero,
+# Unique, Compress, NonMaxSuppression, …) the data itself. A graph input reaching one of these
+# makes the output shape unknowable before run time.
+VALUE_INPUTS: dict[str, tuple[int, ...]] = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 3),
+    "Upsample": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,), "TopK": (1,),
+    "OneHot": (1,), "Range": (0, 1, 2), "ConstantOfShape": (0,), "CenterCropPad": (1,),
+    "Col2Im": (1, 2), "STFT": (1, 3), "DFT": (1, 2), "HannWindow": (0,), "HammingWindow": (0,),
+    "BlackmanWindow": (0,), "MelWeightMatrix": (0, 1), "MaxUnpool": (2,), "AffineGrid": (1,),
+    "NonZero": (0,), "Unique": (0,), "Compress": (1,), "NonMaxSuppression": (0, 1, 2, 3, 4),
+    "StringSplit": (0,), "StringNormalizer": (0,), "ImageDecoder": (0,), "Loop": (0, 1),
+    "If": (0,), "TfIdfVectorizer": (0,), **{op: (1,) for op in _ALL_REDUCE},
+}
+# Ops whose output may be far larger than their inputs (sizes come from values): never
+# evaluated by the generic constant folder, only by the reader's own bounded rules.
+GROWS = frozenset({"Expand", "Tile", "Pad", "Resize", "Upsample", "ConstantOfShape", "Range",
+                   "OneHot", "HannWindow", "HammingWindow", "BlackmanWindow",
+                   "MelWeightMatrix", "CenterCropPad", "Col2Im", "STFT", "DFT", "MaxUnpool",
+                   "AffineGrid", "Loop", "Scan", "If", "RandomNormal", "RandomUniform",
+                   "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+                   "EyeLike", "Einsum", "ImageDecoder", "SequenceMap", "ConvTranspose"})
+# Ops whose outputs are not tensors (cnnstat analyses tensors only).
+NON_TENSOR_OPS: dict[str, str] = {
+    "SequenceConstruct": "sequence", "SequenceEmpty": "sequence", "SequenceInsert": "sequence",
+    "SequenceErase": "sequence", "SplitToSequence": "sequence", "SequenceMap": "sequence",
+    "Optional": "optional",
+}
+
+
+def value_inputs(node: Node) -> list[str]:
+    """The node's inputs whose values decide its output shape (see :data:`VALUE_INPUTS`)."""
+    op = node.op_type
+    if node.domain not in ("", "ai.onnx"):
+        return []
+    if op == "Resize":  # opset 10: (X, scales); from 11: (X, roi, scales, sizes)
+        where: tuple[int, ...] = (1,) if len(node.input) == 2 else (2, 3)
+    else:
+        where = VALUE_INPUTS.get(op, ())
+    return [node.input[i] for i in where if i < len(node.input) and node.input[i]]
