@@ -47,6 +47,7 @@ from analyzer.frontends.onnx_ops import (
     GROWS,
     NON_TENSOR_OPS,
     Node,
+    activations,
     spec_shapes,
     translate,
     value_inputs,
@@ -352,7 +353,7 @@ class _Reader:
         given = set(self.init) | {vi.name for vi in self.graph.input}
         in_order = True
         for i, n in enumerate(nodes):
-            for x in n.input:
+            for x in (*n.input, *n.implicit):
                 if x and x not in given:
                     at = producer.get(x)
                     if at is None:
@@ -363,7 +364,7 @@ class _Reader:
         self.producer = {o: nodes[i] for o, i in producer.items()}
         if in_order:  # the usual case: the file lists nodes in execution order
             return nodes
-        deps = [{producer[x] for x in n.input if x in producer and x not in given}
+        deps = [{producer[x] for x in (*n.input, *n.implicit) if x in producer and x not in given}
                 for n in nodes]
         order, done, waiting = [], set(), list(range(len(nodes)))
         while waiting:
@@ -500,6 +501,9 @@ class _Reader:
             for x in node.input[:1] if op == "CastLike" else node.input:  # reads 1's type only
                 if x and x not in static:
                     return False
+            for x in node.implicit:  # what an If branch or a Loop body reads
+                if x not in static:
+                    return False
         ins = [x for x in node.input if x]
         if op == "Constant":
             self._constant(node)
@@ -575,15 +579,14 @@ class _Reader:
         tops = tuple(o for o in node.output if o)
         hint = tuple(self.shapes[o] for o in tops) if all(o in self.shapes for o in tops) \
             else None
-        bottoms = tuple(x for x in node.input if x and x not in self.static)
+        bottoms = activations(self, node)
         return Layer(node.name or f"{node.op_type}_{index}", "Constant", node.op_type, bottoms,
                      tops, frozen({}), None, (), (), hint)
 
     def _layer(self, node: Node, index: int) -> Layer:
         """The node as an IR layer, by its op's translator (``onnx_ops.TRANSLATORS``)."""
         t = translate(self, node)
-        bottoms = t.bottoms if t.bottoms is not None else tuple(
-            x for x in node.input if x and x not in self.static)
+        bottoms = t.bottoms if t.bottoms is not None else activations(self, node)
         tops = t.tops if t.tops is not None else tuple(o for o in node.output if o)
         return Layer(node.name or f"{node.op_type}_{index}", t.kind, node.op_type,
                      tuple(bottoms), tops, frozen(t.attrs), None,
@@ -684,7 +687,7 @@ class _Reader:
             node = self.producer.get(x)
             if node is None or node.op_type in ("Shape", "Size"):
                 continue
-            todo.extend(i for i in node.input if i)
+            todo.extend(i for i in (*node.input, *node.implicit) if i)
         return found
 
 

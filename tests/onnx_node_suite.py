@@ -60,6 +60,7 @@ class CaseResult:
     verdict: str
     detail: str
     onnx_right: bool  # ONNX shape inference gives every output its expected shape
+    tensors_only: bool  # every graph input and output is a tensor (no sequence, optional, map)
 
 
 def available() -> str | None:
@@ -160,16 +161,18 @@ def run_case(folder: Path) -> CaseResult:
     ops = "+".join(dict.fromkeys(n.op_type for n in model.graph.node))
     ins, expected = case_shapes(folder, model)
     right = onnx_infers(model, ins, expected)
+    tensors = all(vi.type.WhichOneof("value") == "tensor_type"
+                  for vi in [*model.graph.input, *model.graph.output])
     try:
         with _time_limit(HANG_SECONDS), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             report = analyze_file(str(folder / "model.onnx"), input_shapes=ins)
     except CnnstatError as e:
-        return CaseResult(folder.name, ops, "refused", str(e), right)
+        return CaseResult(folder.name, ops, "refused", str(e), right, tensors)
     except _Hang as e:
-        return CaseResult(folder.name, ops, "crash", str(e), right)
+        return CaseResult(folder.name, ops, "crash", str(e), right, tensors)
     except Exception as e:  # noqa: BLE001 - grading: anything else is a crash
-        return CaseResult(folder.name, ops, "crash", f"{type(e).__name__}: {e}", right)
+        return CaseResult(folder.name, ops, "crash", f"{type(e).__name__}: {e}", right, tensors)
     got = {t: s for r in report.layers for t, s in zip(r.layer.tops, r.out_shapes)}
     bad = []
     for name, want in expected.items():
@@ -178,8 +181,8 @@ def run_case(folder: Path) -> CaseResult:
             bad.append(f"'{name}': {list(have) if have is not None else 'no shape'} "
                        f"(expected {list(want) if want is not None else 'a non-tensor'})")
     if bad:
-        return CaseResult(folder.name, ops, "wrong", "; ".join(bad), right)
-    return CaseResult(folder.name, ops, "exact", "", right)
+        return CaseResult(folder.name, ops, "wrong", "; ".join(bad), right, tensors)
+    return CaseResult(folder.name, ops, "exact", "", right, tensors)
 
 
 def onnx_infers(model: onnx.ModelProto, ins: dict[str, tuple[int, ...]],

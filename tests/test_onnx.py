@@ -452,3 +452,42 @@ def test_caffe_path_does_not_import_onnx() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=MODELS.parent, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- ONNX semantics
+
+
+def test_zero_sized_dims_are_valid(tmp_path: Path, capsys) -> None:
+    """ONNX allows empty tensors: --input-shape x=2,0,4 is taken, shapes follow the spec."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("ReduceSum", ["r", "ax"], ["y"], keepdims=0)]
+    x = helper.make_tensor_value_info("x", F, ["N", "M", 4])
+    path = save(tmp_path, nodes, [x], [ints("ax", [2])], opset=18)
+    assert main([str(path), "--input-shape", "x=2,0,4", "--format", "json"]) == 0
+    r = run(path, batch=None, x=(2, 0, 4))
+    assert [x.out_shapes for x in r.layers] == [((2, 0, 4),), ((2, 0, 4),), ((2, 0),)]
+    assert r.totals.flops == 0
+
+
+def test_shape_from_graph_input_values_is_refused_naming_it(tmp_path: Path, capsys) -> None:
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Reshape", ["r", "target"], ["y"], name="flat")]
+    inputs = [helper.make_tensor_value_info("x", F, [2, 3, 4]),
+              helper.make_tensor_value_info("target", TensorProto.INT64, [2])]
+    err = _error(capsys, save(tmp_path, nodes, inputs, []))
+    assert "node 'flat' (Reshape)" in err and "values of graph input 'target'" in err
+
+
+def test_graph_outputs_all_have_a_row(tmp_path: Path) -> None:
+    """A folded node that is a graph output (Shape with start/end) keeps a row with its shape;
+    Net.outputs names the graph outputs; LayerNormalization's Mean is per row."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=1, end=-1),
+             helper.make_node("LayerNormalization", ["x", "g", "b"], ["y", "mean"], axis=2)]
+    x = helper.make_tensor_value_info("x", F, [2, 3, 5])
+    outs = [helper.make_tensor_value_info(n, F, None) for n in ("s", "y", "mean")]
+    path = save(tmp_path, nodes, [x], [init("g", 5), init("b", 5)], outputs=outs)
+    net = read_onnx(str(path))
+    assert net.outputs == ("s", "y", "mean")
+    r = run(path, batch=None)
+    got = {t: s for x in r.layers for t, s in zip(x.layer.tops, x.out_shapes)}
+    assert (got["s"], got["y"], got["mean"]) == ((1,), (2, 3, 5), (2, 3, 1))

@@ -51,6 +51,22 @@ def attr_value(a: AttributeProto) -> Any:
     return helper.get_attribute_value(a)
 
 
+def outer_names(graph: onnx.GraphProto) -> set[str]:
+    """Tensors a subgraph reads from its enclosing scopes (nested subgraphs included)."""
+    defined = {vi.name for vi in graph.input} | {t.name for t in graph.initializer}
+    used: set[str] = set()
+    for n in graph.node:
+        defined.update(n.output)
+        used.update(n.input)
+        for a in n.attribute:
+            if a.type == AttributeProto.GRAPH:
+                used |= outer_names(a.g)
+            elif a.type == AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    used |= outer_names(g)
+    return used - defined - {""}
+
+
 class Node:
     """A graph node as plain Python values, read from its NodeProto once.
 
@@ -59,7 +75,7 @@ class Node:
     ``attrs`` holds each attribute's value as ``onnx.helper.get_attribute_value`` gives it.
     """
 
-    __slots__ = ("op_type", "domain", "name", "input", "output", "attrs", "proto")
+    __slots__ = ("op_type", "domain", "name", "input", "output", "attrs", "proto", "implicit")
 
     def __init__(self, proto: onnx.NodeProto) -> None:
         self.proto = proto
@@ -69,6 +85,13 @@ class Node:
         self.input: list[str] = proto.input[:]
         self.output: list[str] = proto.output[:]
         self.attrs: dict[str, Any] = {a.name: attr_value(a) for a in proto.attribute}
+        # outer-scope tensors its subgraphs (If branches, Loop and Scan bodies) read
+        self.implicit: tuple[str, ...] = ()
+        graphs = [g for a in proto.attribute if a.type == AttributeProto.GRAPH for g in [a.g]]
+        graphs += [g for a in proto.attribute if a.type == AttributeProto.GRAPHS for g in a.graphs]
+        if graphs:
+            outer = set().union(*(outer_names(g) for g in graphs))
+            self.implicit = tuple(sorted(outer - set(self.input)))
 
     def text_attrs(self) -> dict[str, Any]:
         """The attributes with byte strings decoded (``auto_pad``, ``mode``, …)."""
@@ -118,8 +141,9 @@ ShapeSpec = Callable[[Context, Node], "list[Shape] | None"]
 
 
 def activations(ctx: Context, node: Node) -> tuple[str, ...]:
-    """The node's named inputs that are not constants, in order."""
-    return tuple(x for x in node.input if x and x not in ctx.static)
+    """The node's named inputs that are not constants, in order (then the activations its
+    subgraphs read)."""
+    return tuple(x for x in (*node.input, *node.implicit) if x and x not in ctx.static)
 
 
 # --------------------------------------------------------------------- translators
