@@ -275,6 +275,7 @@ class _Reader:
         self.static: set[str] = set(self.init)  # tensors known before run time
         self.shapes: dict[str, Shape] = {}
         self.values: dict[str, np.ndarray] = {}  # folded constants cnnstat evaluated
+        self.sources: dict[str, tuple[str, ...]] = {}  # folded tensor → float initializers in it
         self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ inputs and shapes
@@ -423,15 +424,14 @@ class _Reader:
         return name in self.init
 
     def _weights(self, node: Node, stats: tuple[int, ...] = ()) -> tuple[Weight, ...]:
-        """Initializers the node reads, as IR weights (slots in ``stats`` are statistics)."""
+        """Initializers the node reads, directly or through folded constant ops (a Transpose
+        of a weight), as IR weights (slots in ``stats`` are statistics)."""
         out = []
         for i, x in enumerate(node.input):
-            t = self.init_type.get(x)
-            if t is None:
-                continue
-            dtype, dims = t
-            out.append(Weight(x, dims, dtype in _FLOATS and i not in stats,
-                              _ITEMSIZE.get(dtype, 1)))
+            for name in self.sources.get(x) or ((x,) if x in self.init_type else ()):
+                dtype, dims = self.init_type[name]
+                out.append(Weight(name, dims, dtype in _FLOATS and i not in stats,
+                                  _ITEMSIZE.get(dtype, 1)))
         return tuple(out)
 
     # ------------------------------------------------------------------ translation
@@ -513,6 +513,12 @@ class _Reader:
         self.static.update(o for o in node.output if o)
         if op == "Constant":
             return True  # its value is kept as its TensorProto, decoded when read
+        if op not in _FOLD_ALWAYS:  # a weight transposed, cast or reshaped stays that weight
+            srcs = {name for x in node.input for name in self.sources.get(x) or (
+                (x,) if x in self.init_type and self.init_type[x][0] in _FLOATS else ())}
+            if srcs:
+                for o in node.output:
+                    self.sources[o] = tuple(sorted(srcs))
         values = [self.value(x) if x else None for x in node.input]
         if op == "CastLike" and values[1] is None:  # the element type of an activation
             dtype = self.elem_types.get(node.input[1])
@@ -537,9 +543,17 @@ class _Reader:
                 if o:
                     v = self.values[o] = np.asarray(v)
                     self.shapes[o] = v.shape
-        else:
-            for o in node.output:
-                if o in self.onnx_shapes:
+        else:  # the value is unknown (a weight not read): its shape by the op's spec
+            try:
+                spec = spec_shapes(self, node)
+            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+                    OverflowError):
+                spec = None
+            named = [o for o in node.output if o]
+            if spec is not None and len(spec) == len(named):
+                self.shapes.update(zip(named, (tuple(int(d) for d in o) for o in spec)))
+            for o in named:
+                if o not in self.shapes and o in self.onnx_shapes:
                     self.shapes[o] = self.onnx_shapes[o]
         return True
 

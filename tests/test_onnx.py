@@ -18,7 +18,7 @@ from analyzer.analysis import Options, Report, analyze
 from analyzer.caffe_reader import NetState, read_caffe
 from analyzer.cli import main
 from analyzer.onnx_reader import read_onnx
-from tests.conftest import MODELS, ONNX_CORPUS, need, read_tsv
+from tests.conftest import MODELS, ONNX_CORPUS, ONNX_MODERN, need, read_tsv
 
 F = TensorProto.FLOAT
 
@@ -67,11 +67,18 @@ def _learnable_initializer_elements(path: Path) -> int:
                if t.data_type == F and t.name not in stats)
 
 
-@pytest.mark.parametrize("row", read_tsv(ONNX_CORPUS / "MANIFEST.tsv")
-                         if (ONNX_CORPUS / "MANIFEST.tsv").exists() else [],
+def _manifest(folder: Path) -> list[dict[str, str]]:
+    rows = read_tsv(folder / "MANIFEST.tsv") if (folder / "MANIFEST.tsv").exists() else []
+    return [{**r, "folder": str(folder)} for r in rows]
+
+
+@pytest.mark.parametrize("row", _manifest(ONNX_CORPUS) + _manifest(ONNX_MODERN),
                          ids=lambda r: r["model"])
 def test_torchvision_counts(row: dict[str, str]) -> None:
-    path = need(ONNX_CORPUS / row["file"])
+    """The 26 torchvision graphs of ../shared: learnable params exact (the manifest's and an
+    independent count of the file's float initializers), MACs within 1 % of torchvision's
+    published GFLOPS, every layer costed and shaped, ONNX's own shapes equal cnnstat's."""
+    path = need(Path(row["folder"]) / row["file"])
     dims = tuple(int(d) for d in row["input"].split("x"))
     r = run(path, batch=dims[0])
     assert r.inputs == {"input": dims}
@@ -87,8 +94,8 @@ def test_torchvision_counts(row: dict[str, str]) -> None:
 
 
 def test_corpus_manifest_present() -> None:
-    rows = read_tsv(ONNX_CORPUS / "MANIFEST.tsv")
-    assert len(rows) == 7
+    assert len(read_tsv(ONNX_CORPUS / "MANIFEST.tsv")) == 7
+    assert len(read_tsv(ONNX_MODERN / "MANIFEST.tsv")) == 19
 
 
 def test_shufflenet_shape_chains_are_folded() -> None:

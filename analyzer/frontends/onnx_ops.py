@@ -583,8 +583,8 @@ def split_shape(ctx: Context, node: Node) -> list[Shape] | None:
 
 
 def same_shape(ctx: Context, node: Node) -> list[Shape] | None:
-    """Normalizations that keep their input's shape (GroupNormalization,
-    MeanVarianceNormalization): one output shaped as input 0."""
+    """One output shaped as input 0: Cast, CastLike, Identity, and normalizations ONNX shape
+    inference may leave unshaped (GroupNormalization, MeanVarianceNormalization)."""
     return [ctx.shapes[node.input[0]]]
 
 
@@ -602,7 +602,25 @@ def loss_shape(ctx: Context, node: Node) -> list[Shape] | None:
     return [s for s, o in zip(outs, node.output) if o]
 
 
+def transpose_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Transpose: dims in ``perm`` order (default reversed)."""
+    x = ctx.shapes[node.input[0]]
+    perm = node.attrs.get("perm") or list(reversed(range(len(x))))
+    return [tuple(x[p] for p in perm)]
+
+
+def broadcast_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Element-wise ops: every named input broadcast together (NumPy rules)."""
+    ins = [ctx.shapes.get(x) for x in node.input if x]
+    if None in ins:
+        return None
+    return [tuple(np.broadcast_shapes(*ins))]
+
+
 SHAPES: dict[str, ShapeSpec] = {
+    "Transpose": transpose_shape,
+    **{op: broadcast_shape for op in BROADCAST_OPS},
+    "Cast": same_shape, "CastLike": same_shape, "Identity": same_shape,
     "GroupNormalization": same_shape, "MeanVarianceNormalization": same_shape,
     "NegativeLogLikelihoodLoss": loss_shape, "SoftmaxCrossEntropyLoss": loss_shape,
     "Split": split_shape,
