@@ -44,6 +44,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from analyzer.errors import CnnstatError
 from analyzer.frontends.onnx_ops import (
+    BROADCAST_OPS,
     GROWS,
     NON_TENSOR_OPS,
     Node,
@@ -276,6 +277,7 @@ class _Reader:
         self.shapes: dict[str, Shape] = {}
         self.values: dict[str, np.ndarray] = {}  # folded constants cnnstat evaluated
         self.sources: dict[str, tuple[str, ...]] = {}  # folded tensor → float initializers in it
+        self.data_consts: set[str] = set()  # float initializers that are data, not weights
         self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ inputs and shapes
@@ -430,9 +432,16 @@ class _Reader:
         for i, x in enumerate(node.input):
             for name in self.sources.get(x) or ((x,) if x in self.init_type else ()):
                 dtype, dims = self.init_type[name]
-                out.append(Weight(name, dims, dtype in _FLOATS and i not in stats,
-                                  _ITEMSIZE.get(dtype, 1)))
+                learnable = (dtype in _FLOATS and i not in stats and name not in self.data_consts
+                             and not self._scalar_constant(node, name))
+                out.append(Weight(name, dims, learnable, _ITEMSIZE.get(dtype, 1)))
         return tuple(out)
+
+    def _scalar_constant(self, node: Node, name: str) -> bool:
+        """A one-element float initializer in element-wise arithmetic: a Python scalar an
+        exporter stored as an initializer (an attention scale), not a learned weight."""
+        return (node.op_type in BROADCAST_OPS and name in self.init_type
+                and math.prod(self.init_type[name][1]) == 1)
 
     # ------------------------------------------------------------------ translation
 
@@ -464,7 +473,13 @@ class _Reader:
 
     def _translate(self, bound: list[tuple[str, Shape]],
                    nodes: list[Node]) -> list[Layer]:
-        """One pass in execution order: fold constants, make layers, shape what is unshaped."""
+        """One pass in execution order: fold constants, make layers, shape what is unshaped.
+        Folding evaluates constants as the graph says, overflows and infinities included."""
+        with np.errstate(all="ignore"):
+            return self._translate_pass(bound, nodes)
+
+    def _translate_pass(self, bound: list[tuple[str, Shape]],
+                        nodes: list[Node]) -> list[Layer]:
         for name, shape in bound:
             self.shapes[name] = shape
         for t_name, _, dims in self.init_info:
@@ -515,7 +530,12 @@ class _Reader:
             return True  # its value is kept as its TensorProto, decoded when read
         if op not in _FOLD_ALWAYS:  # a weight transposed, cast or reshaped stays that weight
             srcs = {name for x in node.input for name in self.sources.get(x) or (
-                (x,) if x in self.init_type and self.init_type[x][0] in _FLOATS else ())}
+                (x,) if x in self.init_type and self.init_type[x][0] in _FLOATS
+                and not self._scalar_constant(node, x) else ())}
+            if op in ("MatMul", "Gemm") and node.input[0] in self.init_type:  # an initializer
+                # as the data operand A of a constant product is a stored buffer (Swin V2's
+                # relative coordinates table into its position-bias MLP), not a weight
+                self.data_consts.add(node.input[0])
             if srcs:
                 for o in node.output:
                     self.sources[o] = tuple(sorted(srcs))
@@ -530,11 +550,10 @@ class _Reader:
         out = None
         if op in ("Shape", "Size") or all(
                 v is not None and v.size <= _SMALL_CONST for v, x in zip(values, node.input) if x):
-            try:
-                with np.errstate(all="ignore"):
-                    out = fold_node(node, values, self.shapes.get(ins[0]) if ins else None)
-                    if out is None and node.domain in ("", "ai.onnx") and op not in GROWS:
-                        out = self._reference(node, values)
+            try:  # (NumPy warnings are off for the whole pass: see _translate)
+                out = fold_node(node, values, self.shapes.get(ins[0]) if ins else None)
+                if out is None and node.domain in ("", "ai.onnx") and op not in GROWS:
+                    out = self._reference(node, values)
             except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
                     OverflowError):
                 out = None  # not evaluated: ONNX inference's shapes stand

@@ -96,6 +96,7 @@ ONNX_RULES: dict[str, Rule] = {
     # ONNX-only kinds (onnx_reader.py). shapes.hinted: the reader's shapes (the op's spec on
     # its constant inputs, else ONNX shape inference).
     "MatMul": Rule(shapes.matmul, cost.matmul),
+    "Einsum": Rule(shapes.einsum, cost.einsum),
     "Broadcast": Rule(shapes.broadcast, cost.broadcast),
     "Reduce": Rule(shapes.reduce, cost.reduce),
     "LayerNorm": Rule(shapes.layer_norm, cost.elementwise(6)),

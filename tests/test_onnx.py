@@ -352,7 +352,7 @@ def _zoo(tmp: Path) -> Path:
         n("Squeeze", ["tr", "sqax"], ["sq"]),
         n("Gemm", ["sq", "fw", "fb"], ["fc"]),
         n("Softmax", ["fc"], ["y"], axis=-1),
-        n("Einsum", ["fc", "fc"], ["odd"], equation="ij,ij->i"),  # outside cnnstat's list
+        n("Hardmax", ["fc"], ["odd"], axis=-1),  # outside cnnstat's list
         # ceil_mode with a last window starting past the input: onnxruntime drops it (2×2),
         # ONNX shape inference does not (3×3); cnnstat follows the runtime
         n("MaxPool", ["x"], ["sparse"], kernel_shape=[1, 1], strides=[17, 16], ceil_mode=1),
@@ -387,8 +387,8 @@ def test_op_shapes_match_onnxruntime(tmp_path: Path) -> None:
     by_type: dict = {}
     for x in r.layers:
         by_type.setdefault(x.layer.type, x)  # the first of each type
-    assert not by_type["Einsum"].costed
-    assert any("Einsum" in w and "not costed" in w for w in r.warnings)
+    assert not by_type["Hardmax"].costed
+    assert any("Hardmax" in w and "not costed" in w for w in r.warnings)
     c1 = by_type["Conv"]  # asymmetric pads: (33+0+2−3)/2+1 and (31+1+1−3)/2+1
     assert c1.out_shapes == ((1, 8, 17, 16),) and c1.workspace_bytes == 4 * 27 * 17 * 16
     assert by_type["ConvTranspose"].macs == 8 * 4 * 16 * 5 * 4  # C_in·C_out·k²·H_in·W_in
@@ -498,3 +498,28 @@ def test_graph_outputs_all_have_a_row(tmp_path: Path) -> None:
     r = run(path, batch=None)
     got = {t: s for x in r.layers for t, s in zip(x.layer.tops, x.out_shapes)}
     assert (got["s"], got["y"], got["mean"]) == ((1,), (2, 3, 5), (2, 3, 1))
+
+
+def test_matmul_and_einsum_of_two_activations_are_batched_gemms(tmp_path: Path) -> None:
+    """Attention as MatMul of two activations [.., n, k]·[.., k, m]: a batched GEMM with
+    MACs = batch·n·k·m, the GEMM columns holding n (rows of the first), k, m (columns of the
+    second) and the batch count; the same product as an Einsum (MaxViT) costs the same; a
+    MatMul with a constant weight is an inner product ([m × k]·[k × n], m the rows)."""
+    b, h, t, d = 2, 3, 5, 4  # scores [b,h,t,t] · values [b,h,t,d] → [b,h,t,d]
+    nodes = [helper.make_node("Transpose", ["q"], ["kt"], perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["q", "kt"], ["scores"]),
+             helper.make_node("MatMul", ["scores", "q"], ["ctx"]),
+             helper.make_node("Einsum", ["scores", "q"], ["ctx2"], equation="bhij,bhjd->bhid"),
+             helper.make_node("MatMul", ["ctx", "w"], ["proj"])]
+    q = helper.make_tensor_value_info("q", F, [b, h, t, d])
+    outs = [helper.make_tensor_value_info(o, F, None) for o in ("ctx2", "proj")]
+    r = run(save(tmp_path, nodes, [q], [init("w", d, 7)], outputs=outs), batch=None)
+    qk, av, fc = [x for x in r.layers if x.layer.type == "MatMul"]
+    es = next(x for x in r.layers if x.layer.type == "Einsum")
+    assert qk.layer.kind == av.layer.kind == "MatMul" and av.out_shapes == ((b, h, t, d),)
+    assert qk.macs == b * h * t * d * t and av.macs == b * h * t * t * d
+    assert (av.gemm.n, av.gemm.k, av.gemm.m, av.gemm.groups) == (t, t, d, b * h)
+    assert es.costed and es.out_shapes == av.out_shapes and es.macs == av.macs
+    assert (es.gemm.n, es.gemm.k, es.gemm.m, es.gemm.groups) == (t, t, d, b * h)
+    assert fc.layer.kind == "InnerProduct" and fc.params == d * 7
+    assert fc.macs == b * h * t * d * 7 and (fc.gemm.n, fc.gemm.k, fc.gemm.m) == (7, d, b * h * t)

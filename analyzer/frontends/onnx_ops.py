@@ -359,6 +359,17 @@ def layer_norm(ctx: Context, node: Node) -> Translation:
     return Translation("LayerNorm", {"axis": node.attrs.get("axis", -1)})
 
 
+def einsum(ctx: Context, node: Node) -> Translation:
+    """Einsum by its ``equation`` (explicit or implicit output, ellipsis broadcasting);
+    constant operands are kept in order as ``operands`` (None marks an activation)."""
+    operands = tuple(ctx.shapes.get(x) if x in ctx.static else None for x in node.input)
+    if any(s is None and x in ctx.static for s, x in zip(operands, node.input)):
+        return unknown(ctx, node)  # a constant operand cnnstat could not evaluate
+    eq = node.attrs.get("equation", b"")
+    return Translation("Einsum", {"equation": eq.decode() if isinstance(eq, bytes) else eq,
+                                  "operands": operands})
+
+
 def cast_like(ctx: Context, node: Node) -> Translation:
     """CastLike: input 0 converted to the element type of input 1, whose values are not read
     (a CastLike of a constant is folded by the reader)."""
@@ -417,6 +428,7 @@ TRANSLATORS: dict[str, Translator] = {
     "Softmax": softmax,
     "LayerNormalization": layer_norm,
     "CastLike": cast_like,
+    "Einsum": einsum,
     **{op: broadcast for op in BROADCAST_OPS},
     **{op: reduce for op in REDUCE_OPS},
     "Concat": concat,
@@ -583,8 +595,9 @@ def split_shape(ctx: Context, node: Node) -> list[Shape] | None:
 
 
 def same_shape(ctx: Context, node: Node) -> list[Shape] | None:
-    """One output shaped as input 0: Cast, CastLike, Identity, and normalizations ONNX shape
-    inference may leave unshaped (GroupNormalization, MeanVarianceNormalization)."""
+    """One output shaped as input 0: Cast, CastLike, Identity, Scatter* (the data), and
+    normalizations ONNX shape inference may leave unshaped (GroupNormalization,
+    MeanVarianceNormalization)."""
     return [ctx.shapes[node.input[0]]]
 
 
@@ -600,6 +613,11 @@ def loss_shape(ctx: Context, node: Node) -> list[Shape] | None:
     if len(node.output) > 1:
         outs.append(ctx.shapes[node.input[0]])
     return [s for s, o in zip(outs, node.output) if o]
+
+
+def indices_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """GatherElements: the output has the indices' (input 1) shape."""
+    return [ctx.shapes[node.input[1]]]
 
 
 def transpose_shape(ctx: Context, node: Node) -> list[Shape] | None:
@@ -621,6 +639,8 @@ SHAPES: dict[str, ShapeSpec] = {
     "Transpose": transpose_shape,
     **{op: broadcast_shape for op in BROADCAST_OPS},
     "Cast": same_shape, "CastLike": same_shape, "Identity": same_shape,
+    "ScatterND": same_shape, "ScatterElements": same_shape, "Scatter": same_shape,
+    "GatherElements": indices_shape,
     "GroupNormalization": same_shape, "MeanVarianceNormalization": same_shape,
     "NegativeLogLikelihoodLoss": loss_shape, "SoftmaxCrossEntropyLoss": loss_shape,
     "Split": split_shape,
