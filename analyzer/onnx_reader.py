@@ -257,6 +257,7 @@ class _Reader:
         # (name, data type, dims) of every initializer, in file order, read once
         self.init_info = [(t.name, t.data_type, tuple(t.dims)) for t in self.graph.initializer]
         self.init_type = {name: (dtype, dims) for name, dtype, dims in self.init_info}
+        self.float_inits = {name for name, dtype, _ in self.init_info if dtype in _FLOATS}
         self.outputs = tuple(vi.name for vi in self.graph.output)
         self.opset = next((o.version for o in model.opset_import
                            if o.domain in ("", "ai.onnx")), onnx.defs.onnx_opset_version())
@@ -429,11 +430,18 @@ class _Reader:
         """Initializers the node reads, directly or through folded constant ops (a Transpose
         of a weight), as IR weights (slots in ``stats`` are statistics)."""
         out = []
+        init_type, sources = self.init_type, self.sources
+        elementwise = node.op_type in BROADCAST_OPS
         for i, x in enumerate(node.input):
-            for name in self.sources.get(x) or ((x,) if x in self.init_type else ()):
-                dtype, dims = self.init_type[name]
+            names = sources.get(x)
+            if names is None:
+                if x not in init_type:
+                    continue
+                names = (x,)
+            for name in names:
+                dtype, dims = init_type[name]
                 learnable = (dtype in _FLOATS and i not in stats and name not in self.data_consts
-                             and not self._scalar_constant(node, name))
+                             and not (elementwise and math.prod(dims) == 1))  # a scalar constant
                 out.append(Weight(name, dims, learnable, _ITEMSIZE.get(dtype, 1)))
         return tuple(out)
 
@@ -529,9 +537,13 @@ class _Reader:
         if op == "Constant":
             return True  # its value is kept as its TensorProto, decoded when read
         if op not in _FOLD_ALWAYS:  # a weight transposed, cast or reshaped stays that weight
-            srcs = {name for x in node.input for name in self.sources.get(x) or (
-                (x,) if x in self.init_type and self.init_type[x][0] in _FLOATS
-                and not self._scalar_constant(node, x) else ())}
+            srcs: set[str] = set()
+            for x in node.input:
+                got = self.sources.get(x)
+                if got is not None:
+                    srcs.update(got)
+                elif x in self.float_inits and not self._scalar_constant(node, x):
+                    srcs.add(x)
             if op in ("MatMul", "Gemm") and node.input[0] in self.init_type:  # an initializer
                 # as the data operand A of a constant product is a stored buffer (Swin V2's
                 # relative coordinates table into its position-bias MLP), not a weight

@@ -84,11 +84,23 @@ class Node:
         self.name: str = proto.name
         self.input: list[str] = proto.input[:]
         self.output: list[str] = proto.output[:]
-        self.attrs: dict[str, Any] = {a.name: attr_value(a) for a in proto.attribute}
+        attrs: dict[str, Any] = {}
+        graphs: list[onnx.GraphProto] = []
+        for a in proto.attribute:  # each field read once: protobuf access is the cost here
+            kind = a.type
+            one = _ATTR_ONE.get(kind)
+            if one is not None:
+                attrs[a.name] = getattr(a, one)
+                continue
+            many = _ATTR_MANY.get(kind)
+            attrs[a.name] = list(getattr(a, many)) if many else helper.get_attribute_value(a)
+            if kind == AttributeProto.GRAPH:
+                graphs.append(a.g)
+            elif kind == AttributeProto.GRAPHS:
+                graphs.extend(a.graphs)
+        self.attrs = attrs
         # outer-scope tensors its subgraphs (If branches, Loop and Scan bodies) read
         self.implicit: tuple[str, ...] = ()
-        graphs = [g for a in proto.attribute if a.type == AttributeProto.GRAPH for g in [a.g]]
-        graphs += [g for a in proto.attribute if a.type == AttributeProto.GRAPHS for g in a.graphs]
         if graphs:
             outer = set().union(*(outer_names(g) for g in graphs))
             self.implicit = tuple(sorted(outer - set(self.input)))
