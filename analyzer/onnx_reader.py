@@ -9,23 +9,34 @@ How it reads a model:
    Each node's fields are then read once into plain Python values (``Node``): protobuf
    field access is the largest single cost of a read.
 2. Graph inputs are bound: ``batch`` sets the leading dim of every input, ``shapes`` (the
-   user's ``--input-shape``) a whole input. Any dim still symbolic is named in one error.
-3. One pass in execution order shapes every tensor with cnnstat's own rules: the IR rule of
-   the layer's kind (Conv, Pool, Gemm, Concat, Reshape, …), the ONNX spec for data-driven
-   ops (Slice, Pad, Resize, Gather, …) on constant inputs, and a NumPy evaluation of shape
-   arithmetic (Shape → Gather → Div → Unsqueeze → Concat → Reshape). Where that leaves a gap
-   (an operator outside cnnstat's list), ONNX shape inference with data propagation runs on
-   a slim copy of the graph (nodes, bound inputs, small inline initializers, other
-   initializers as typed inputs) and the pass is redone with its shapes as hints. Anything
-   still unknown is named in one error.
-4. Shape arithmetic is folded: Constant, Shape and Size nodes, and every node whose inputs
-   are all constants, produce constants rather than layers (a runtime folds them away too),
-   so the table lists the layers that touch activations.
+   user's ``--input-shape``) a whole input; a 0 dim is valid (an empty tensor). Any dim still
+   symbolic is named in one error. A value that is not a tensor (a sequence, optional or map
+   input, or the output of a Sequence*/Optional op) is refused at the node that makes or
+   reads it.
+3. One pass in execution order shapes every tensor with cnnstat's own rules: each node is
+   translated by its op's entry in ``onnx_ops.TRANSLATORS`` into an IR kind whose registry
+   rule shapes it (Conv, Pool, Gemm, Concat, Reshape, …), or shaped by the ONNX spec of its
+   op (``onnx_ops.SHAPES``: Slice, Pad, Resize, Split, Gather, … on constant inputs). Where
+   that leaves a gap (an operator outside cnnstat's list), ONNX shape inference with data
+   propagation runs on a slim copy of the graph (nodes, bound inputs, small inline
+   initializers, other initializers as typed inputs) and the pass is redone, taking ONNX's
+   shape only where cnnstat has none and ONNX gives every dim. Anything still unknown is
+   refused in one line naming the node, its op and why — naming the graph input whose values
+   the shape depends on when that is the reason.
+4. Constants are folded: Constant, Shape and Size nodes, and every node whose inputs
+   (including what its subgraphs read) are all constants, produce constants rather than
+   layers (a runtime folds them away too), evaluated with NumPy (``fold_node``) or, for an op
+   without a NumPy rule, onnx's reference implementation on small inputs; a constant whose
+   value is not read (a weight) still gets its shape from the op's spec. A folded node whose
+   output is a graph output keeps a row of kind ``Constant``.
 5. Each node becomes one :class:`~analyzer.ir.Layer` of a canonical kind shared with the Caffe
-   frontend where one fits; its initializers become ``Layer.weights`` (float ones are
-   learnable, BatchNormalization's running mean/variance and integer constants are not).
-   An operator cnnstat has no rule for gets the kind ``onnx.<op>`` (``<domain>.<op>`` for a
-   custom domain), is flagged "not costed", and is shaped by ONNX shape inference.
+   frontend where one fits; the initializers it reads, directly or through folded constant ops
+   (a Transpose of a weight), become ``Layer.weights``: float ones are learnable except
+   BatchNormalization's running mean/variance, a one-element float in element-wise arithmetic
+   (an exporter's Python scalar) and the data operand A of a MatMul/Gemm on constants (a stored
+   buffer); integer constants are statistics. An operator cnnstat has no rule for gets the
+   kind ``onnx.<op>`` (``<domain>.<op>`` for a custom domain), is flagged "not costed", and is
+   shaped by ONNX shape inference.
 """
 
 from __future__ import annotations
@@ -76,7 +87,7 @@ def read_onnx(path: str, batch: int | None = None,
 
     ``onnx_inference``: "auto" runs ONNX shape inference only when cnnstat's own rules leave
     a tensor unshaped (an operator outside its list); "always" runs it first and keeps its
-    shapes as every layer's ``shapes_hint`` (the tests compare the two).
+    shapes as every layer's ``shapes_hint`` where it gives one (the tests compare the two).
     """
     model = _load(path)
     return _Reader(model, path, batch, dict(shapes or {})).net(onnx_inference == "always")
