@@ -21,6 +21,9 @@ The cases are generated into a temporary folder and never committed. As a script
 the four counts and each case that is not exact::
 
     python tests/onnx_node_suite.py [--all] [--keep DIR] [NAME_SUBSTRING ...]
+
+:func:`shipped_results` grades the same way the models the wheel ships with their expected
+outputs (``onnx/backend/test/data``: PyTorch-converted layers and small real CNNs).
 """
 
 from __future__ import annotations
@@ -122,8 +125,9 @@ def case_shapes(folder: Path, model: onnx.ModelProto
                 ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...] | None]]:
     """(graph input name → dims, graph output name → expected dims or None for non-tensors)."""
     data = folder / "test_data_set_0"
+    inits = {t.name for t in model.graph.initializer}  # IR < 4 lists them as inputs too
     ins = {}
-    for j, info in enumerate(model.graph.input):
+    for j, info in enumerate(vi for vi in model.graph.input if vi.name not in inits):
         dims = _tensor_dims(info, data / f"input_{j}.pb")
         if dims is not None:
             ins[info.name] = dims
@@ -158,21 +162,27 @@ def _time_limit(seconds: float):
 def run_case(folder: Path) -> CaseResult:
     """Analyse one written case with cnnstat and grade it (see the module docstring)."""
     model = onnx.load(str(folder / "model.onnx"))
-    ops = "+".join(dict.fromkeys(n.op_type for n in model.graph.node))
     ins, expected = case_shapes(folder, model)
+    return grade(folder / "model.onnx", folder.name, model, ins, expected)
+
+
+def grade(path: Path, case: str, model: onnx.ModelProto, ins: dict[str, tuple[int, ...]],
+          expected: dict[str, tuple[int, ...] | None]) -> CaseResult:
+    """Analyse ``path`` with the input shapes ``ins`` and grade it against ``expected``."""
+    ops = "+".join(dict.fromkeys(n.op_type for n in model.graph.node))
     right = onnx_infers(model, ins, expected)
     tensors = all(vi.type.WhichOneof("value") == "tensor_type"
                   for vi in [*model.graph.input, *model.graph.output])
     try:
         with _time_limit(HANG_SECONDS), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report = analyze_file(str(folder / "model.onnx"), input_shapes=ins)
+            report = analyze_file(str(path), input_shapes=ins)
     except CnnstatError as e:
-        return CaseResult(folder.name, ops, "refused", str(e), right, tensors)
+        return CaseResult(case, ops, "refused", str(e), right, tensors)
     except _Hang as e:
-        return CaseResult(folder.name, ops, "crash", str(e), right, tensors)
+        return CaseResult(case, ops, "crash", str(e), right, tensors)
     except Exception as e:  # noqa: BLE001 - grading: anything else is a crash
-        return CaseResult(folder.name, ops, "crash", f"{type(e).__name__}: {e}", right, tensors)
+        return CaseResult(case, ops, "crash", f"{type(e).__name__}: {e}", right, tensors)
     got = {t: s for r in report.layers for t, s in zip(r.layer.tops, r.out_shapes)}
     bad = []
     for name, want in expected.items():
@@ -181,8 +191,8 @@ def run_case(folder: Path) -> CaseResult:
             bad.append(f"'{name}': {list(have) if have is not None else 'no shape'} "
                        f"(expected {list(want) if want is not None else 'a non-tensor'})")
     if bad:
-        return CaseResult(folder.name, ops, "wrong", "; ".join(bad), right, tensors)
-    return CaseResult(folder.name, ops, "exact", "", right, tensors)
+        return CaseResult(case, ops, "wrong", "; ".join(bad), right, tensors)
+    return CaseResult(case, ops, "exact", "", right, tensors)
 
 
 def onnx_infers(model: onnx.ModelProto, ins: dict[str, tuple[int, ...]],
@@ -222,6 +232,28 @@ def run_suite(dest: Path, only: Sequence[str] = ()) -> list[CaseResult]:
     return [run_case(folder) for folder in generate(dest, only)]
 
 
+def shipped_results() -> list[CaseResult]:
+    """The models the onnx wheel ships with expected outputs (``onnx/backend/test/data``):
+    ``simple``, ``pytorch-converted``, ``pytorch-operator`` (one folder per case) and ``light``
+    (small real CNNs: AlexNet, ResNet-50, DenseNet-121, Inception, ShuffleNet, VGG-19, …, whose
+    input shapes are declared in the model). Read in place, never written."""
+    root = Path(onnx.__file__).parent / "backend" / "test" / "data"
+    out = []
+    for kind in ("simple", "pytorch-converted", "pytorch-operator"):
+        for folder in sorted((root / kind).glob("*/")):
+            if (folder / "model.onnx").exists() and (folder / "test_data_set_0").exists():
+                out.append(run_case(folder))
+    for path in sorted((root / "light").glob("*.onnx")):
+        model = onnx.load(str(path))
+        inits = {t.name for t in model.graph.initializer}
+        ins = {vi.name: tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
+               for vi in model.graph.input if vi.name not in inits}
+        t = TensorProto()
+        t.ParseFromString(path.with_name(path.stem + "_output_0.pb").read_bytes())
+        out.append(grade(path, path.stem, model, ins, {model.graph.output[0].name: tuple(t.dims)}))
+    return out
+
+
 def counts(results: Iterable[CaseResult]) -> dict[str, int]:
     c = collections.Counter(r.verdict for r in results)
     return {v: c.get(v, 0) for v in VERDICTS}
@@ -253,6 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in right:
         if r.verdict == "refused" and not args.all:
             print(f"refused {r.name} [{r.ops}] (onnx right): {r.detail[:300]}")
+    if not args.only:
+        shipped = shipped_results()
+        print(f"{len(shipped)} models shipped in onnx/backend/test/data: " + ", ".join(
+            f"{k} {v}" for k, v in counts(shipped).items()))
+        for r in shipped:
+            if r.verdict in shown:
+                print(f"{r.verdict:7} {r.name} [{r.ops}]: {r.detail[:300]}")
     return 0
 
 

@@ -79,3 +79,15 @@ def test_cases_fixed_by_following_onnx_semantics(results: list[suite.CaseResult]
         assert by_name[name].verdict == "exact", f"{name}: {by_name[name].detail}"
     for name in ("test_squeeze_negative_axes", "test_blackmanwindow_expanded"):  # values of inputs
         assert "depends on the values of graph input" in by_name[name].detail, name
+
+
+def test_models_shipped_in_the_onnx_wheel() -> None:
+    """The wheel's own PyTorch-converted layers and small real CNNs (AlexNet, ResNet-50,
+    DenseNet-121, Inception v1/v2, ShuffleNet, SqueezeNet, VGG-19, ZFNet): no wrong shape,
+    no crash, the CNNs exact."""
+    shipped = suite.shipped_results()
+    n = suite.counts(shipped)
+    assert n["wrong"] == n["crash"] == 0, [r for r in shipped if r.verdict in ("wrong", "crash")]
+    assert len(shipped) > 100 and n["exact"] > 100, n
+    light = [r for r in shipped if r.name.startswith("light_")]
+    assert len(light) >= 9 and all(r.verdict == "exact" for r in light), light

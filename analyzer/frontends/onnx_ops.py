@@ -19,6 +19,7 @@ owns the graph walk, constant folding and initializers; it passes itself as the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,7 +28,6 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, helper
 
-from analyzer.errors import CnnstatError
 from analyzer.ir import Shape
 
 # --------------------------------------------------------------------- nodes as plain values
@@ -167,9 +167,8 @@ def conv(ctx: Context, node: Node) -> Translation:
     SAME_LOWER or VALID replaces them; ``output_shape`` of ConvTranspose fixes the pads."""
     a = node.text_attrs()
     w = ctx.shapes.get(node.input[1])
-    if w is None:
-        raise CnnstatError(f"the weight '{node.input[1]}' of {node.op_type} "
-                           f"'{node.name}' has no known shape", ctx.path)
+    if w is None:  # a weight computed in the graph that cnnstat cannot shape: ONNX's turn
+        return unknown(ctx, node)
     notes = ()
     if not ctx.is_initializer(node.input[1]):
         notes = (f"weight '{node.input[1]}' is computed in the graph; its size is "
@@ -191,6 +190,8 @@ def conv(ctx: Context, node: Node) -> Translation:
     if transposed:
         attrs["output_padding"] = tuple(a.get("output_padding") or (0,) * n)
         if a.get("output_shape"):
+            if node.input[0] not in ctx.shapes:
+                return unknown(ctx, node)  # the pads need the input's size
             attrs.update(_deconv_pads(ctx, node, attrs, tuple(a["output_shape"]), auto))
     kind = "Deconvolution" if transposed else "Convolution"
     return Translation(kind, attrs, bottoms=(node.input[0],), notes=notes)
@@ -200,10 +201,7 @@ def _deconv_pads(ctx: Context, node: Node, attrs: dict[str, Any], out: Shape,
                  auto: str) -> dict[str, Any]:
     """ConvTranspose with ``output_shape``: total pad = stride·(in−1) + output_padding +
     extent − out, split evenly, the odd one at the end (begin for SAME_UPPER)."""
-    x = ctx.shapes.get(node.input[0])
-    if x is None:
-        raise CnnstatError(f"the input shape of ConvTranspose '{node.name}' is unknown",
-                           ctx.path)
+    x = ctx.shapes[node.input[0]]
     begin, end = [], []
     for i, size in enumerate(x[2:]):
         extent = attrs["dilation"][i] * (attrs["kernel"][i] - 1) + 1
@@ -613,6 +611,12 @@ def same_shape(ctx: Context, node: Node) -> list[Shape] | None:
     return [ctx.shapes[node.input[0]]]
 
 
+def string_normalizer_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """StringNormalizer without ``stopwords`` keeps its input's shape (with stopwords the
+    output length depends on the strings: unknown)."""
+    return None if node.attrs.get("stopwords") else [ctx.shapes[node.input[0]]]
+
+
 def loss_shape(ctx: Context, node: Node) -> list[Shape] | None:
     """NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss: the loss has the target's shape
     [N, d1, …] with ``reduction`` none, else it is a scalar; SoftmaxCrossEntropyLoss's optional
@@ -625,6 +629,22 @@ def loss_shape(ctx: Context, node: Node) -> list[Shape] | None:
     if len(node.output) > 1:
         outs.append(ctx.shapes[node.input[0]])
     return [s for s, o in zip(outs, node.output) if o]
+
+
+def constant_of_shape_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """ConstantOfShape: the output's shape is the value of its input (a 1-D int64 tensor)."""
+    dims = ctx.ints(node.input[0])
+    return None if dims is None else [dims]
+
+
+def range_shape(ctx: Context, node: Node) -> list[Shape] | None:
+    """Range: max(ceil((limit − start) / delta), 0) elements."""
+    start, limit, delta = (ctx.value(x) for x in node.input[:3])
+    if start is None or limit is None or delta is None:
+        return None
+    n = math.ceil((float(limit.reshape(-1)[0]) - float(start.reshape(-1)[0]))
+                  / float(delta.reshape(-1)[0]))
+    return [(max(n, 0),)]
 
 
 def indices_shape(ctx: Context, node: Node) -> list[Shape] | None:
@@ -652,9 +672,11 @@ SHAPES: dict[str, ShapeSpec] = {
     **{op: broadcast_shape for op in BROADCAST_OPS},
     "Cast": same_shape, "CastLike": same_shape, "Identity": same_shape,
     "ScatterND": same_shape, "ScatterElements": same_shape, "Scatter": same_shape,
-    "GatherElements": indices_shape,
+    "GatherElements": indices_shape, "ConstantOfShape": constant_of_shape_shape,
+    "Range": range_shape,
     "GroupNormalization": same_shape, "MeanVarianceNormalization": same_shape,
     "NegativeLogLikelihoodLoss": loss_shape, "SoftmaxCrossEntropyLoss": loss_shape,
+    "StringNormalizer": string_normalizer_shape,
     "Split": split_shape,
     "Reshape": reshape_shape, "Slice": slice_shape, "Squeeze": squeeze_shape,
     "Unsqueeze": unsqueeze_shape, "Gather": gather_shape, "Expand": expand_shape,
@@ -666,7 +688,7 @@ SHAPES: dict[str, ShapeSpec] = {
 def spec_shapes(ctx: Context, node: Node) -> list[Shape] | None:
     """Output shapes by the op's spec on known input shapes and constants, or None."""
     spec = SHAPES.get(node.op_type)
-    if spec is None or node.input[0] not in ctx.shapes:
+    if spec is None or not node.input or node.input[0] not in ctx.shapes:
         return None
     return spec(ctx, node)
 
