@@ -33,22 +33,11 @@ from analyzer.ir import Shape
 # --------------------------------------------------------------------- nodes as plain values
 
 # Attribute types decoded straight from their AttributeProto field (the values
-# onnx.helper.get_attribute_value gives); the rare others go through onnx.helper.
+# onnx.helper.get_attribute_value gives); the rare others go through onnx.helper (see Node).
 _ATTR_ONE = {AttributeProto.INT: "i", AttributeProto.FLOAT: "f", AttributeProto.STRING: "s",
              AttributeProto.TENSOR: "t"}
 _ATTR_MANY = {AttributeProto.INTS: "ints", AttributeProto.FLOATS: "floats",
               AttributeProto.STRINGS: "strings"}
-
-
-def attr_value(a: AttributeProto) -> Any:
-    """An attribute's value as ``onnx.helper.get_attribute_value`` gives it."""
-    field_name = _ATTR_ONE.get(a.type)
-    if field_name is not None:
-        return getattr(a, field_name)
-    field_name = _ATTR_MANY.get(a.type)
-    if field_name is not None:
-        return list(getattr(a, field_name))
-    return helper.get_attribute_value(a)
 
 
 def outer_names(graph: onnx.GraphProto) -> set[str]:
