@@ -114,7 +114,7 @@ def _input_shapes(net: Net, layer: Layer, opts: Options) -> list[Shape]:
                 f"give it with --input-shape {top}=N,C,H,W", _where(net, layer))
         if opts.batch is not None and len(s) >= 1:
             s = (opts.batch, *s[1:])
-        if any(d <= 0 for d in s):
+        if any(d < 0 for d in s) or (0 in s and net.format != "onnx"):  # ONNX: 0 is valid
             raise CnnstatError(f"input '{top}' has a non-positive dim {list(s)}",
                                _where(net, layer))
         shapes.append(tuple(s))

@@ -76,6 +76,7 @@ class Net:
     format: str
     layers: tuple[Layer, ...]
     warnings: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()  # the graph's outputs by name (ONNX); empty for Caffe
 
 
 def frozen(attrs: Mapping[str, Any]) -> Mapping[str, Any]:

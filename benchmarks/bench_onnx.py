@@ -21,9 +21,13 @@ A second table gives cnnstat's peak resident memory (VmHWM of a child process) f
 synthetic model with ``--rss-mb`` MB of inline weights, next to the file size and to the
 same process reading nothing (interpreter + imports): reading must not cost the weights.
 
-onnx-tool is not a cnnstat dependency: ``pip install onnx-tool`` to run this.
+A first table times cnnstat alone on two modern graphs, as shipped (graph only, weights never
+read): ConvNeXt-Small (``../shared/corpus/onnx_modern``) and ViT-B/16 (the TorchScript export in
+``tests/data/torchvision``, or ``--vit PATH``); a graph that is absent is skipped, saying so.
 
-    python benchmarks/bench_onnx.py [--repeat 11] [--proc-repeat 7] [--rss-mb 500]
+onnx-tool is not a cnnstat dependency: ``pip install onnx-tool`` for the comparison tables.
+
+    python benchmarks/bench_onnx.py [--repeat 11] [--proc-repeat 7] [--rss-mb 500] [--vit PATH]
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from onnx import TensorProto, numpy_helper
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus" / "onnx"
+CONVNEXT = REPO.parent / "shared" / "corpus" / "onnx_modern" / "convnext_small.onnx"
+VIT = REPO / "tests" / "data" / "torchvision" / "vit_b_16.onnx"
 sys.path.insert(0, str(REPO))
 
 from analyzer.analysis import Options, analyze  # noqa: E402
@@ -96,11 +102,12 @@ def cnnstat_split(path: Path, repeat: int) -> tuple[float, float]:
 def protobuf_floor(path: Path, repeat: int) -> float:
     """Median seconds of the part no cnnstat pass can avoid while it keeps onnx's loader:
     load the weightless model and read every node's and initializer's fields once."""
-    from analyzer.frontends.onnx import _load, _Node
+    from analyzer.frontends.onnx import _load
+    from analyzer.frontends.onnx_ops import Node
 
     def read_fields() -> None:
         graph = _load(str(path)).graph
-        [_Node(n) for n in graph.node]
+        [Node(n) for n in graph.node]
         [(t.name, t.data_type, tuple(t.dims)) for t in graph.initializer]
 
     return median_time(read_fields, repeat)[0]
@@ -199,17 +206,42 @@ def rss_table(tmp: str, megabytes: int, env: dict[str, str]) -> None:
     path.unlink()
 
 
+def modern_table(vit: Path, repeat: int, proc_repeat: int, env: dict[str, str]) -> None:
+    """cnnstat alone on ConvNeXt-Small and ViT-B/16: in-process and whole-process time."""
+    print("| model | nodes | cnnstat ms (read + analyze) | cnnstat proc s | GMACs | params |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, path in (("ConvNeXt-Small", CONVNEXT), ("ViT-B/16", vit)):
+        if not path.exists():
+            print(f"| {name} | {path} is absent: skipped | | | | |", flush=True)
+            continue
+        nodes = len(onnx.load(str(path), load_external_data=False).graph.node)
+        cnnstat_inproc(path)
+        ours, _ = median_time(lambda p=path: cnnstat_inproc(p), repeat)
+        read, passes = cnnstat_split(path, repeat)
+        report = analyze(read_onnx(str(path), batch=1), Options(batch=1))
+        proc = process_time([sys.executable, "-m", "analyzer", str(path), "--batch", "1",
+                             "--format", "json"], proc_repeat, env)
+        print(f"| {name} | {nodes} | {ours * 1e3:.1f} ({read * 1e3:.1f} + {passes * 1e3:.1f}) "
+              f"| {proc:.2f} | {report.totals.macs / 1e9:.3f} | {report.totals.params:,} |",
+              flush=True)
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=11, help="in-process runs per model")
     ap.add_argument("--proc-repeat", type=int, default=7, help="process runs per model")
     ap.add_argument("--rss-mb", type=int, default=500,
                     help="MB of weights in the peak-memory model (0: skip that table)")
+    ap.add_argument("--vit", type=Path, default=VIT, help="the ViT-B/16 graph to time")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        modern_table(args.vit, args.repeat, args.proc_repeat,
+                     bytecode_env(str(Path(tmp) / "pycache")))
     try:
         import onnx_tool  # noqa: F401
     except ImportError:
-        sys.exit("onnx-tool is not installed: pip install onnx-tool")
+        sys.exit("onnx-tool is not installed (pip install onnx-tool): comparison skipped")
     files = sorted(CORPUS.glob("*.onnx"))
     if not files:
         sys.exit(f"no ONNX graphs in {CORPUS}")

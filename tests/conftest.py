@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CAFFE_CORPUS = SHARED / "corpus" / "caffe"
 ONNX_CORPUS = SHARED / "corpus" / "onnx"
+ONNX_MODERN = SHARED / "corpus" / "onnx_modern"
 TIMINGS = SHARED / "validation" / "public_timings"
 MODELS = REPO / "models"
 

@@ -225,7 +225,9 @@ ALEXNET = str(MODELS / "alexnet.prototxt")
 @pytest.mark.parametrize(("args", "start", "fragment"), [
     (["--input-shape", "data"], "--input-shape", "wants NAME=d,d,..."),
     (["--input-shape", "data=1,x,227,227"], "--input-shape", "got 'data=1,x,227,227'"),
-    (["--input-shape", "data=1,0,227,227"], "--input-shape", "positive dims"),
+    (["--input-shape", "data=1,-1,227,227"], "--input-shape", "dims ≥ 0"),
+    (["--input-shape", "data=1,0,227,227"], f"{ALEXNET}:5: layer 'data'",
+     "input 'data' has a non-positive dim [1, 0, 227, 227]"),  # ONNX takes a 0, Caffe not
     (["--input-shape", "nosuch=1,3,227,227"], f"{ALEXNET}: --input-shape",
      "names 'nosuch', which is no blob of this net (inputs: data)"),
     (["--batch", "0"], "--batch", "must be positive, got 0"),

@@ -18,7 +18,7 @@ from analyzer.analysis import Options, Report, analyze
 from analyzer.commands.cli import main
 from analyzer.frontends.caffe import NetState, read_caffe
 from analyzer.frontends.onnx import read_onnx
-from tests.conftest import MODELS, ONNX_CORPUS, need, read_tsv
+from tests.conftest import MODELS, ONNX_CORPUS, ONNX_MODERN, need, read_tsv
 
 F = TensorProto.FLOAT
 
@@ -67,11 +67,18 @@ def _learnable_initializer_elements(path: Path) -> int:
                if t.data_type == F and t.name not in stats)
 
 
-@pytest.mark.parametrize("row", read_tsv(ONNX_CORPUS / "MANIFEST.tsv")
-                         if (ONNX_CORPUS / "MANIFEST.tsv").exists() else [],
+def _manifest(folder: Path) -> list[dict[str, str]]:
+    rows = read_tsv(folder / "MANIFEST.tsv") if (folder / "MANIFEST.tsv").exists() else []
+    return [{**r, "folder": str(folder)} for r in rows]
+
+
+@pytest.mark.parametrize("row", _manifest(ONNX_CORPUS) + _manifest(ONNX_MODERN),
                          ids=lambda r: r["model"])
 def test_torchvision_counts(row: dict[str, str]) -> None:
-    path = need(ONNX_CORPUS / row["file"])
+    """The 26 torchvision graphs of ../shared: learnable params exact (the manifest's and an
+    independent count of the file's float initializers), MACs within 1 % of torchvision's
+    published GFLOPS, every layer costed and shaped, ONNX's own shapes equal cnnstat's."""
+    path = need(Path(row["folder"]) / row["file"])
     dims = tuple(int(d) for d in row["input"].split("x"))
     r = run(path, batch=dims[0])
     assert r.inputs == {"input": dims}
@@ -87,8 +94,8 @@ def test_torchvision_counts(row: dict[str, str]) -> None:
 
 
 def test_corpus_manifest_present() -> None:
-    rows = read_tsv(ONNX_CORPUS / "MANIFEST.tsv")
-    assert len(rows) == 7
+    assert len(read_tsv(ONNX_CORPUS / "MANIFEST.tsv")) == 7
+    assert len(read_tsv(ONNX_MODERN / "MANIFEST.tsv")) == 19
 
 
 def test_shufflenet_shape_chains_are_folded() -> None:
@@ -345,7 +352,7 @@ def _zoo(tmp: Path) -> Path:
         n("Squeeze", ["tr", "sqax"], ["sq"]),
         n("Gemm", ["sq", "fw", "fb"], ["fc"]),
         n("Softmax", ["fc"], ["y"], axis=-1),
-        n("Einsum", ["fc", "fc"], ["odd"], equation="ij,ij->i"),  # outside cnnstat's list
+        n("Hardmax", ["fc"], ["odd"], axis=-1),  # outside cnnstat's list
         # ceil_mode with a last window starting past the input: onnxruntime drops it (2×2),
         # ONNX shape inference does not (3×3); cnnstat follows the runtime
         n("MaxPool", ["x"], ["sparse"], kernel_shape=[1, 1], strides=[17, 16], ceil_mode=1),
@@ -380,8 +387,8 @@ def test_op_shapes_match_onnxruntime(tmp_path: Path) -> None:
     by_type: dict = {}
     for x in r.layers:
         by_type.setdefault(x.layer.type, x)  # the first of each type
-    assert not by_type["Einsum"].costed
-    assert any("Einsum" in w and "not costed" in w for w in r.warnings)
+    assert not by_type["Hardmax"].costed
+    assert any("Hardmax" in w and "not costed" in w for w in r.warnings)
     c1 = by_type["Conv"]  # asymmetric pads: (33+0+2−3)/2+1 and (31+1+1−3)/2+1
     assert c1.out_shapes == ((1, 8, 17, 16),) and c1.workspace_bytes == 4 * 27 * 17 * 16
     assert by_type["ConvTranspose"].macs == 8 * 4 * 16 * 5 * 4  # C_in·C_out·k²·H_in·W_in
@@ -452,3 +459,67 @@ def test_caffe_path_does_not_import_onnx() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=MODELS.parent, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- ONNX semantics
+
+
+def test_zero_sized_dims_are_valid(tmp_path: Path, capsys) -> None:
+    """ONNX allows empty tensors: --input-shape x=2,0,4 is taken, shapes follow the spec."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("ReduceSum", ["r", "ax"], ["y"], keepdims=0)]
+    x = helper.make_tensor_value_info("x", F, ["N", "M", 4])
+    path = save(tmp_path, nodes, [x], [ints("ax", [2])], opset=18)
+    assert main([str(path), "--input-shape", "x=2,0,4", "--format", "json"]) == 0
+    r = run(path, batch=None, x=(2, 0, 4))
+    assert [x.out_shapes for x in r.layers] == [((2, 0, 4),), ((2, 0, 4),), ((2, 0),)]
+    assert r.totals.flops == 0
+
+
+def test_shape_from_graph_input_values_is_refused_naming_it(tmp_path: Path, capsys) -> None:
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Reshape", ["r", "target"], ["y"], name="flat")]
+    inputs = [helper.make_tensor_value_info("x", F, [2, 3, 4]),
+              helper.make_tensor_value_info("target", TensorProto.INT64, [2])]
+    err = _error(capsys, save(tmp_path, nodes, inputs, []))
+    assert "node 'flat' (Reshape)" in err and "values of graph input 'target'" in err
+
+
+def test_graph_outputs_all_have_a_row(tmp_path: Path) -> None:
+    """A folded node that is a graph output (Shape with start/end) keeps a row with its shape;
+    Net.outputs names the graph outputs; LayerNormalization's Mean is per row."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=1, end=-1),
+             helper.make_node("LayerNormalization", ["x", "g", "b"], ["y", "mean"], axis=2)]
+    x = helper.make_tensor_value_info("x", F, [2, 3, 5])
+    outs = [helper.make_tensor_value_info(n, F, None) for n in ("s", "y", "mean")]
+    path = save(tmp_path, nodes, [x], [init("g", 5), init("b", 5)], outputs=outs)
+    net = read_onnx(str(path))
+    assert net.outputs == ("s", "y", "mean")
+    r = run(path, batch=None)
+    got = {t: s for x in r.layers for t, s in zip(x.layer.tops, x.out_shapes)}
+    assert (got["s"], got["y"], got["mean"]) == ((1,), (2, 3, 5), (2, 3, 1))
+
+
+def test_matmul_and_einsum_of_two_activations_are_batched_gemms(tmp_path: Path) -> None:
+    """Attention as MatMul of two activations [.., n, k]·[.., k, m]: a batched GEMM with
+    MACs = batch·n·k·m, the GEMM columns holding n (rows of the first), k, m (columns of the
+    second) and the batch count; the same product as an Einsum (MaxViT) costs the same; a
+    MatMul with a constant weight is an inner product ([m × k]·[k × n], m the rows)."""
+    b, h, t, d = 2, 3, 5, 4  # scores [b,h,t,t] · values [b,h,t,d] → [b,h,t,d]
+    nodes = [helper.make_node("Transpose", ["q"], ["kt"], perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["q", "kt"], ["scores"]),
+             helper.make_node("MatMul", ["scores", "q"], ["ctx"]),
+             helper.make_node("Einsum", ["scores", "q"], ["ctx2"], equation="bhij,bhjd->bhid"),
+             helper.make_node("MatMul", ["ctx", "w"], ["proj"])]
+    q = helper.make_tensor_value_info("q", F, [b, h, t, d])
+    outs = [helper.make_tensor_value_info(o, F, None) for o in ("ctx2", "proj")]
+    r = run(save(tmp_path, nodes, [q], [init("w", d, 7)], outputs=outs), batch=None)
+    qk, av, fc = [x for x in r.layers if x.layer.type == "MatMul"]
+    es = next(x for x in r.layers if x.layer.type == "Einsum")
+    assert qk.layer.kind == av.layer.kind == "MatMul" and av.out_shapes == ((b, h, t, d),)
+    assert qk.macs == b * h * t * d * t and av.macs == b * h * t * t * d
+    assert (av.gemm.n, av.gemm.k, av.gemm.m, av.gemm.groups) == (t, t, d, b * h)
+    assert es.costed and es.out_shapes == av.out_shapes and es.macs == av.macs
+    assert (es.gemm.n, es.gemm.k, es.gemm.m, es.gemm.groups) == (t, t, d, b * h)
+    assert fc.layer.kind == "InnerProduct" and fc.params == d * 7
+    assert fc.macs == b * h * t * d * 7 and (fc.gemm.n, fc.gemm.k, fc.gemm.m) == (7, d, b * h * t)

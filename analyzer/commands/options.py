@@ -28,8 +28,8 @@ def parse_shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
         shape = tuple(int(d) for d in dims.replace("x", ",").split(","))
     except ValueError:
         shape = ()
-    if not sep or not name or not shape or any(d <= 0 for d in shape):
-        raise CnnstatError(f"--input-shape wants NAME=d,d,... with positive dims, got '{text}'")
+    if not sep or not name or not shape or any(d < 0 for d in shape):
+        raise CnnstatError(f"--input-shape wants NAME=d,d,... with dims ≥ 0, got '{text}'")
     return name, shape
 
 

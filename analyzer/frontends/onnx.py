@@ -6,26 +6,37 @@ How it reads a model:
    (see ``_load_without_weights``); onnx's own loader parses the rest (no external data is
    loaded: a path named in ``external_data`` is never opened). Memory and time follow the
    graph, not the weights; malformed files fall back to ``onnx.load`` for its verdict.
-   Each node's fields are then read once into plain Python values (``_Node``): protobuf
+   Each node's fields are then read once into plain Python values (``Node``): protobuf
    field access is the largest single cost of a read.
 2. Graph inputs are bound: ``batch`` sets the leading dim of every input, ``shapes`` (the
-   user's ``--input-shape``) a whole input. Any dim still symbolic is named in one error.
-3. One pass in execution order shapes every tensor with cnnstat's own rules: the IR rule of
-   the layer's kind (Conv, Pool, Gemm, Concat, Reshape, …), the ONNX spec for data-driven
-   ops (Slice, Pad, Resize, Gather, …) on constant inputs, and a NumPy evaluation of shape
-   arithmetic (Shape → Gather → Div → Unsqueeze → Concat → Reshape). Where that leaves a gap
-   (an operator outside cnnstat's list), ONNX shape inference with data propagation runs on
-   a slim copy of the graph (nodes, bound inputs, small inline initializers, other
-   initializers as typed inputs) and the pass is redone with its shapes as hints. Anything
-   still unknown is named in one error.
-4. Shape arithmetic is folded: Constant, Shape and Size nodes, and every node whose inputs
-   are all constants, produce constants rather than layers (a runtime folds them away too),
-   so the table lists the layers that touch activations.
+   user's ``--input-shape``) a whole input; a 0 dim is valid (an empty tensor). Any dim still
+   symbolic is named in one error. A value that is not a tensor (a sequence, optional or map
+   input, or the output of a Sequence*/Optional op) is refused at the node that makes or
+   reads it.
+3. One pass in execution order shapes every tensor with cnnstat's own rules: each node is
+   translated by its op's entry in ``onnx_ops.TRANSLATORS`` into an IR kind whose registry
+   rule shapes it (Conv, Pool, Gemm, Concat, Reshape, …), or shaped by the ONNX spec of its
+   op (``onnx_ops.SHAPES``: Slice, Pad, Resize, Split, Gather, … on constant inputs). Where
+   that leaves a gap (an operator outside cnnstat's list), ONNX shape inference with data
+   propagation runs on a slim copy of the graph (nodes, bound inputs, small inline
+   initializers, other initializers as typed inputs) and the pass is redone, taking ONNX's
+   shape only where cnnstat has none and ONNX gives every dim. Anything still unknown is
+   refused in one line naming the node, its op and why — naming the graph input whose values
+   the shape depends on when that is the reason.
+4. Constants are folded: Constant, Shape and Size nodes, and every node whose inputs
+   (including what its subgraphs read) are all constants, produce constants rather than
+   layers (a runtime folds them away too), evaluated with NumPy (``fold_node``) or, for an op
+   without a NumPy rule, onnx's reference implementation on small inputs; a constant whose
+   value is not read (a weight) still gets its shape from the op's spec. A folded node whose
+   output is a graph output keeps a row of kind ``Constant``.
 5. Each node becomes one :class:`~analyzer.ir.Layer` of a canonical kind shared with the Caffe
-   frontend where one fits; its initializers become ``Layer.weights`` (float ones are
-   learnable, BatchNormalization's running mean/variance and integer constants are not).
-   An operator cnnstat has no rule for gets the kind ``onnx.<op>`` (``<domain>.<op>`` for a
-   custom domain), is flagged "not costed", and is shaped by ONNX shape inference.
+   frontend where one fits; the initializers it reads, directly or through folded constant ops
+   (a Transpose of a weight), become ``Layer.weights``: float ones are learnable except
+   BatchNormalization's running mean/variance, a one-element float in element-wise arithmetic
+   (an exporter's Python scalar) and the data operand A of a MatMul/Gemm on constants (a stored
+   buffer); integer constants are statistics. An operator cnnstat has no rule for gets the
+   kind ``onnx.<op>`` (``<domain>.<op>`` for a custom domain), is flagged "not costed", and is
+   shaped by ONNX shape inference.
 """
 
 from __future__ import annotations
@@ -40,9 +51,19 @@ from typing import Any
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import AttributeProto, TensorProto, helper, numpy_helper, shape_inference
+from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from analyzer.errors import CnnstatError
+from analyzer.frontends.onnx_ops import (
+    BROADCAST_OPS,
+    GROWS,
+    NON_TENSOR_OPS,
+    Node,
+    activations,
+    spec_shapes,
+    translate,
+    value_inputs,
+)
 from analyzer.ir import Layer, Net, Shape, Weight, frozen
 from analyzer.layers.registry import rule_for
 from analyzer.layers.shapes import ShapeError, hinted
@@ -59,22 +80,6 @@ _FOLD_ALWAYS = {"Constant", "Shape", "Size"}  # nodes folded whatever their inpu
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _SMALL_CONST = 4096  # elements: constants kept for shape inference and folding
 
-# ONNX op → IR kind for ops that map one-to-one (attrs need no translation).
-_SAME_KIND = {
-    "Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "TanH", "Elu": "ELU", "Clip": "Clip",
-    "HardSigmoid": "HardSigmoid", "HardSwish": "HardSwish", "Selu": "Selu",
-    "Softplus": "Softplus", "Erf": "Erf", "Gelu": "Gelu", "LogSoftmax": "LogSoftmax",
-    "Identity": "Identity", "Cast": "Cast", "Dropout": "Dropout", "PRelu": "PReLU",
-    "InstanceNormalization": "InstanceNorm", "LayerNormalization": "LayerNorm",
-    "Squeeze": "Squeeze", "Unsqueeze": "Unsqueeze", "Gather": "Gather", "Expand": "Expand",
-    "Tile": "ShapedTile", "Pad": "Pad", "Slice": "StridedSlice",
-}
-# Element-wise arithmetic with NumPy broadcasting (unary ones: one FLOP per element).
-_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Sqrt", "Exp",
-              "Log", "Abs", "Neg", "Reciprocal", "Floor", "Ceil"}
-_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2"}
-
-
 def read_onnx(path: str, batch: int | None = None,
               shapes: Mapping[str, tuple[int, ...]] | None = None,
               onnx_inference: str = "auto") -> Net:
@@ -82,7 +87,7 @@ def read_onnx(path: str, batch: int | None = None,
 
     ``onnx_inference``: "auto" runs ONNX shape inference only when cnnstat's own rules leave
     a tensor unshaped (an operator outside its list); "always" runs it first and keeps its
-    shapes as every layer's ``shapes_hint`` (the tests compare the two).
+    shapes as every layer's ``shapes_hint`` where it gives one (the tests compare the two).
     """
     model = _load(path)
     return _Reader(model, path, batch, dict(shapes or {})).net(onnx_inference == "always")
@@ -235,43 +240,6 @@ def _has_data(t: TensorProto) -> bool:
         or t.uint64_data or t.string_data) or not math.prod(t.dims)
 
 
-# Attribute types decoded straight from their AttributeProto field (the values
-# onnx.helper.get_attribute_value gives); the rare others go through onnx.helper.
-_ATTR_ONE = {AttributeProto.INT: "i", AttributeProto.FLOAT: "f", AttributeProto.STRING: "s",
-             AttributeProto.TENSOR: "t"}
-_ATTR_MANY = {AttributeProto.INTS: "ints", AttributeProto.FLOATS: "floats",
-              AttributeProto.STRINGS: "strings"}
-
-
-def _attr_value(a: AttributeProto) -> Any:
-    field = _ATTR_ONE.get(a.type)
-    if field is not None:
-        return getattr(a, field)
-    field = _ATTR_MANY.get(a.type)
-    if field is not None:
-        return list(getattr(a, field))
-    return helper.get_attribute_value(a)
-
-
-class _Node:
-    """A graph node as plain Python values, read from its NodeProto once.
-
-    Every protobuf field access builds a new Python object, and the passes below look at
-    each node's inputs and attributes many times; reading them once is most of the speed.
-    ``attrs`` holds each attribute's value as ``onnx.helper.get_attribute_value`` gives it.
-    """
-
-    __slots__ = ("op_type", "domain", "name", "input", "output", "attrs")
-
-    def __init__(self, proto: onnx.NodeProto) -> None:
-        self.op_type: str = proto.op_type
-        self.domain: str = proto.domain
-        self.name: str = proto.name
-        self.input: list[str] = proto.input[:]
-        self.output: list[str] = proto.output[:]
-        self.attrs: dict[str, Any] = {a.name: _attr_value(a) for a in proto.attribute}
-
-
 def _dims(tensor_type: Any) -> list[int | str | None] | None:
     """Dims of a tensor type: int, the symbol's name, or None (unnamed); None if no rank."""
     if not tensor_type.HasField("shape"):
@@ -286,7 +254,11 @@ def _dims(tensor_type: Any) -> list[int | str | None] | None:
 
 
 class _Reader:
-    """One read: bind inputs, infer shapes, fold constants, translate nodes."""
+    """One read: bind inputs, infer shapes, fold constants, translate nodes.
+
+    It is the :class:`~analyzer.frontends.onnx_ops.Context` the translators read: ``shapes``,
+    ``static``, :meth:`value`, :meth:`ints`, :meth:`is_initializer`.
+    """
 
     def __init__(self, model: onnx.ModelProto, path: str, batch: int | None,
                  shapes: dict[str, tuple[int, ...]]) -> None:
@@ -296,11 +268,28 @@ class _Reader:
         # (name, data type, dims) of every initializer, in file order, read once
         self.init_info = [(t.name, t.data_type, tuple(t.dims)) for t in self.graph.initializer]
         self.init_type = {name: (dtype, dims) for name, dtype, dims in self.init_info}
-        self.arrays: dict[str, np.ndarray] = {}  # decoded initializers and Constant values
+        self.float_inits = {name for name, dtype, _ in self.init_info if dtype in _FLOATS}
+        self.outputs = tuple(vi.name for vi in self.graph.output)
+        self.opset = next((o.version for o in model.opset_import
+                           if o.domain in ("", "ai.onnx")), onnx.defs.onnx_opset_version())
+        self.nontensor: dict[str, str] = {}  # graph inputs that are no tensor → their type
+        self.elem_types = {vi.name: vi.type.tensor_type.elem_type for vi in self.graph.input
+                           if vi.type.HasField("tensor_type")}  # graph inputs' element types
+        self.inputs: set[str] = set()  # tensor graph inputs
+        self.producer: dict[str, Node] = {}
+        self.onnx_shapes: dict[str, Shape] = {}  # ONNX shape inference's, once it ran
+        self.onnx_kinds: dict[str, str] = {}  # tensors ONNX infers to be sequences etc.
+        self.prefer_onnx = False  # "always": ONNX's shapes as hints wherever it gives one
+        self._reset()
+
+    def _reset(self) -> None:
+        self.arrays: dict[str, np.ndarray | None] = {}  # decoded initializers and Constants
         self.consts: dict[str, TensorProto] = {}  # Constant node outputs
         self.static: set[str] = set(self.init)  # tensors known before run time
         self.shapes: dict[str, Shape] = {}
         self.values: dict[str, np.ndarray] = {}  # folded constants cnnstat evaluated
+        self.sources: dict[str, tuple[str, ...]] = {}  # folded tensor → float initializers in it
+        self.data_consts: set[str] = set()  # float initializers that are data, not weights
         self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ inputs and shapes
@@ -311,7 +300,9 @@ class _Reader:
             if vi.name in self.init:
                 continue  # IR < 4 lists initializers as inputs too
             if not vi.type.HasField("tensor_type"):
-                raise CnnstatError(f"graph input '{vi.name}' is not a tensor", self.path)
+                which = vi.type.WhichOneof("value") or "untyped value"
+                self.nontensor[vi.name] = which.replace("_type", "").replace("_", " ")
+                continue  # refused where a node reads it (or as a graph output)
             dims = list(self.user[vi.name]) if vi.name in self.user else _dims(
                 vi.type.tensor_type)
             if dims is None:
@@ -319,7 +310,7 @@ class _Reader:
                 continue
             if self.batch is not None and dims:  # as the analysis does, --input-shape too
                 dims[0] = self.batch
-            if any(not isinstance(d, int) or d <= 0 for d in dims):
+            if any(not isinstance(d, int) or d < 0 for d in dims):  # 0: an empty tensor
                 shown = ",".join(str(d) if d is not None else "?" for d in dims)
                 unknown.append(f"'{vi.name}' [{shown}]")
                 continue
@@ -328,6 +319,7 @@ class _Reader:
             raise CnnstatError(
                 "input dims are symbolic: " + "; ".join(unknown) + ". Give --batch N for the "
                 "leading dim and --input-shape NAME=d,d,... for a whole input", self.path)
+        self.inputs = {name for name, _ in bound}
         return bound
 
     def _infer(self, bound: list[tuple[str, Shape]]) -> None:
@@ -335,12 +327,14 @@ class _Reader:
         slim = onnx.ModelProto()
         slim.ir_version = self.model.ir_version
         slim.opset_import.extend(self.model.opset_import)
+        slim.functions.extend(self.model.functions)
         g = slim.graph
         g.node.extend(self.graph.node)
+        elem = {vi.name: vi.type.tensor_type.elem_type for vi in self.graph.input
+                if vi.type.HasField("tensor_type")}
         for name, shape in bound:
-            elem = next(vi.type.tensor_type.elem_type for vi in self.graph.input
-                        if vi.name == name)
-            g.input.append(helper.make_tensor_value_info(name, elem, shape))
+            g.input.append(helper.make_tensor_value_info(name, elem[name], shape))
+        g.input.extend(vi for vi in self.graph.input if vi.name in self.nontensor)
         for t in self.graph.initializer:
             if _inline_small(t):
                 g.initializer.append(t)
@@ -350,18 +344,22 @@ class _Reader:
             inferred = shape_inference.infer_shapes(slim, check_type=False, strict_mode=False,
                                                     data_prop=True)
         except Exception as e:  # onnx raises its own InferenceError and RuntimeError types
-            raise CnnstatError(f"ONNX shape inference failed: {e}", self.path) from None
+            said = " ".join(str(e).split())
+            raise CnnstatError(f"ONNX shape inference failed: {said}", self.path) from None
         for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
-            if vi.type.HasField("tensor_type"):
+            which = vi.type.WhichOneof("value")
+            if which == "tensor_type":
                 dims = _dims(vi.type.tensor_type)
-                if dims is not None and all(isinstance(d, int) for d in dims):
-                    self.shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
+                if dims is not None and all(isinstance(d, int) and d >= 0 for d in dims):
+                    self.onnx_shapes[vi.name] = tuple(dims)  # type: ignore[arg-type]
+            elif which:
+                self.onnx_kinds[vi.name] = which.replace("_type", "").replace("_", " ")
 
     # ------------------------------------------------------------------ graph order
 
-    def _ordered_nodes(self) -> list[_Node]:
+    def _ordered_nodes(self) -> list[Node]:
         """Nodes in a valid execution order; errors for a missing input or a cycle."""
-        nodes = [_Node(n) for n in self.graph.node]
+        nodes = [Node(n) for n in self.graph.node]
         producer: dict[str, int] = {}
         for i, n in enumerate(nodes):
             for o in n.output:
@@ -370,7 +368,7 @@ class _Reader:
         given = set(self.init) | {vi.name for vi in self.graph.input}
         in_order = True
         for i, n in enumerate(nodes):
-            for x in n.input:
+            for x in (*n.input, *n.implicit):
                 if x and x not in given:
                     at = producer.get(x)
                     if at is None:
@@ -378,9 +376,10 @@ class _Reader:
                                            "no node, initializer or graph input provides",
                                            self.path)
                     in_order = in_order and at < i
+        self.producer = {o: nodes[i] for o, i in producer.items()}
         if in_order:  # the usual case: the file lists nodes in execution order
             return nodes
-        deps = [{producer[x] for x in n.input if x in producer and x not in given}
+        deps = [{producer[x] for x in (*n.input, *n.implicit) if x in producer and x not in given}
                 for n in nodes]
         order, done, waiting = [], set(), list(range(len(nodes)))
         while waiting:
@@ -393,9 +392,31 @@ class _Reader:
             waiting = [i for i in waiting if i not in done]
         return [nodes[i] for i in order]
 
+    def _check_types(self, nodes: list[Node]) -> None:
+        """Refuse, at the first node concerned, any value that is not a tensor."""
+        made: dict[str, str] = dict(self.nontensor)
+        for i, node in enumerate(nodes):
+            for x in node.input:
+                if x in made:
+                    origin = "graph input" if x in self.nontensor else "value"
+                    raise CnnstatError(
+                        f"reads {origin} '{x}', {_a(made[x])} (not a tensor); cnnstat analyses "
+                        "tensors only", self._where(node, i))
+            kind = NON_TENSOR_OPS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            if kind:
+                raise CnnstatError(f"makes {_a(kind)} (not a tensor); cnnstat analyses tensors "
+                                   "only", self._where(node, i))
+        for name in self.outputs:
+            if name in made:
+                raise CnnstatError(f"graph output '{name}' is {_a(made[name])} (not a tensor); "
+                                   "cnnstat analyses tensors only", self.path)
+
+    def _where(self, node: Node, index: int) -> str:
+        return f"{self.path}: node '{node.name or f'{node.op_type}_{index}'}' ({node.op_type})"
+
     # ------------------------------------------------------------------ values
 
-    def _value(self, name: str) -> np.ndarray | None:
+    def value(self, name: str) -> np.ndarray | None:
         """The value of an inline constant (initializer, Constant node or folded), else None."""
         if name in self.values:
             return self.values[name]
@@ -405,50 +426,79 @@ class _Reader:
         value = self.arrays[name] = None if t is None else _inline_array(t)
         return value
 
-    def _ints(self, name: str) -> tuple[int, ...] | None:
-        v = self._value(name) if name else None
-        return None if v is None else tuple(int(x) for x in v.reshape(-1))
+    def ints(self, name: str) -> tuple[int, ...] | None:
+        """A constant's values as ints; None if unknown or not all finite numbers."""
+        v = self.value(name) if name else None
+        if v is None or v.dtype.kind not in "iubf" or (
+                v.dtype.kind == "f" and not np.isfinite(v).all()):
+            return None
+        return tuple(int(x) for x in v.reshape(-1))
 
-    def _weights(self, node: _Node, stats: tuple[int, ...] = ()) -> tuple[Weight, ...]:
-        """Initializers the node reads, as IR weights (slots in ``stats`` are statistics)."""
+    def is_initializer(self, name: str) -> bool:
+        return name in self.init
+
+    def _weights(self, node: Node, stats: tuple[int, ...] = ()) -> tuple[Weight, ...]:
+        """Initializers the node reads, directly or through folded constant ops (a Transpose
+        of a weight), as IR weights (slots in ``stats`` are statistics)."""
         out = []
+        init_type, sources = self.init_type, self.sources
+        elementwise = node.op_type in BROADCAST_OPS
         for i, x in enumerate(node.input):
-            t = self.init_type.get(x)
-            if t is None:
-                continue
-            dtype, dims = t
-            out.append(Weight(x, dims, dtype in _FLOATS and i not in stats,
-                              _ITEMSIZE.get(dtype, 1)))
+            names = sources.get(x)
+            if names is None:
+                if x not in init_type:
+                    continue
+                names = (x,)
+            for name in names:
+                dtype, dims = init_type[name]
+                learnable = (dtype in _FLOATS and i not in stats and name not in self.data_consts
+                             and not (elementwise and math.prod(dims) == 1))  # a scalar constant
+                out.append(Weight(name, dims, learnable, _ITEMSIZE.get(dtype, 1)))
         return tuple(out)
+
+    def _scalar_constant(self, node: Node, name: str) -> bool:
+        """A one-element float initializer in element-wise arithmetic: a Python scalar an
+        exporter stored as an initializer (an attention scale), not a learned weight."""
+        return (node.op_type in BROADCAST_OPS and name in self.init_type
+                and math.prod(self.init_type[name][1]) == 1)
 
     # ------------------------------------------------------------------ translation
 
     def net(self, infer_first: bool = False) -> Net:
         bound = self._bind_inputs()
         nodes = self._ordered_nodes()
+        self._check_types(nodes)
         if infer_first:
+            self.prefer_onnx = True
             self._infer(bound)
         layers = self._translate(bound, nodes)
-        if not infer_first and any(la.shapes_hint is None for la in layers[len(bound):]):
+        if not infer_first and self._gaps(layers):
             self._reset()  # a gap cnnstat's rules cannot fill: ask ONNX shape inference
             self._infer(bound)
             layers = self._translate(bound, nodes)
-        self._check_known(layers)
+        self._check_known(layers, nodes)
         used = {w.name for la in layers for w in la.weights or ()}
         for t_name, dtype, dims in self.init_info:
             if t_name not in used and dtype in _FLOATS:
                 self.warnings.append(f"initializer '{t_name}' ({list(dims)}) feeds no layer "
                                      "(only folded constant arithmetic); not counted")
         name = self.graph.name or os.path.splitext(os.path.basename(self.path))[0]
-        return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings))
+        return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings), self.outputs)
 
-    def _reset(self) -> None:
-        self.consts, self.static = {}, set(self.init)
-        self.shapes, self.values, self.warnings, self.arrays = {}, {}, [], {}
+    def _gaps(self, layers: list[Layer]) -> bool:
+        """Whether some layer or graph output is left without a shape."""
+        return any(la.shapes_hint is None for la in layers if la.kind != "Input") or any(
+            o not in self.shapes for o in self.outputs)
 
     def _translate(self, bound: list[tuple[str, Shape]],
-                   nodes: list[_Node]) -> list[Layer]:
-        """One pass in execution order: fold constants, make layers, shape what is unshaped."""
+                   nodes: list[Node]) -> list[Layer]:
+        """One pass in execution order: fold constants, make layers, shape what is unshaped.
+        Folding evaluates constants as the graph says, overflows and infinities included."""
+        with np.errstate(all="ignore"):
+            return self._translate_pass(bound, nodes)
+
+    def _translate_pass(self, bound: list[tuple[str, Shape]],
+                        nodes: list[Node]) -> list[Layer]:
         for name, shape in bound:
             self.shapes[name] = shape
         for t_name, _, dims in self.init_info:
@@ -456,323 +506,250 @@ class _Reader:
         layers = [Layer(name, "Input", "Input", (), (name,),
                         frozen({"shapes": (shape,), "source": "ONNX graph input"}))
                   for name, shape in bound]
+        outputs = set(self.outputs)
         for i, node in enumerate(nodes):
             if self._fold(node):
+                if outputs.intersection(node.output):
+                    layers.append(self._constant_layer(node, i))
                 continue
             layer = self._layer(node, i)
             given = [self.user.get(t) for t in layer.tops]
             if all(g is not None for g in given):
                 self.shapes.update(zip(layer.tops, given))  # type: ignore[arg-type]
                 layer = _with_hint(layer, tuple(given))  # type: ignore[arg-type]
-            elif layer.shapes_hint is None:
+            else:
                 layer = self._fill_shapes(layer, node)
             layers.append(layer)
+        produced = {t for la in layers for t in la.tops}
+        for name in self.outputs:  # an initializer that is itself a graph output
+            if name not in produced and name in self.init:
+                layers.append(Layer(name, "Constant", "Initializer", (), (name,), frozen({}),
+                                    None, (), (), (self.shapes[name],)))
         return layers
 
-    def _fold(self, node: _Node) -> bool:
+    def _fold(self, node: Node) -> bool:
         """Mark a constant-producing node's outputs static; True if it makes no layer."""
         op = node.op_type
         if op not in _FOLD_ALWAYS:  # the usual case, a layer: some input is an activation
             static = self.static
-            for x in node.input:
+            for x in node.input[:1] if op == "CastLike" else node.input:  # reads 1's type only
                 if x and x not in static:
+                    return False
+            for x in node.implicit:  # what an If branch or a Loop body reads
+                if x not in static:
                     return False
         ins = [x for x in node.input if x]
         if op == "Constant":
-            for a_name, a_value in node.attrs.items():
-                if a_name == "value":
-                    self.consts[node.output[0]] = a_value
-                elif a_name in ("value_int", "value_ints", "value_float", "value_floats"):
-                    self.consts[node.output[0]] = numpy_helper.from_array(np.asarray(a_value))
+            self._constant(node)
         elif op in ("Shape", "Size"):
             if ins[0] not in self.shapes:
                 return False
         self.static.update(o for o in node.output if o)
         if op == "Constant":
             return True  # its value is kept as its TensorProto, decoded when read
-        values = [self._value(x) if x else None for x in node.input]
+        if op not in _FOLD_ALWAYS:  # a weight transposed, cast or reshaped stays that weight
+            srcs: set[str] = set()
+            for x in node.input:
+                got = self.sources.get(x)
+                if got is not None:
+                    srcs.update(got)
+                elif x in self.float_inits and not self._scalar_constant(node, x):
+                    srcs.add(x)
+            if op in ("MatMul", "Gemm") and node.input[0] in self.init_type:  # an initializer
+                # as the data operand A of a constant product is a stored buffer (Swin V2's
+                # relative coordinates table into its position-bias MLP), not a weight
+                self.data_consts.add(node.input[0])
+            if srcs:
+                for o in node.output:
+                    self.sources[o] = tuple(sorted(srcs))
+        values = [self.value(x) if x else None for x in node.input]
+        if op == "CastLike" and values[1] is None:  # the element type of an activation
+            dtype = self.elem_types.get(node.input[1])
+            if dtype is None or values[0] is None:
+                if node.input[0] in self.shapes:  # the shape without the value
+                    self.shapes[node.output[0]] = self.shapes[node.input[0]]
+                return True
+            values[1] = np.empty(0, helper.tensor_dtype_to_np_dtype(dtype))
         out = None
         if op in ("Shape", "Size") or all(
                 v is not None and v.size <= _SMALL_CONST for v, x in zip(values, node.input) if x):
-            try:
+            try:  # (NumPy warnings are off for the whole pass: see _translate)
                 out = fold_node(node, values, self.shapes.get(ins[0]) if ins else None)
-            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
+                if out is None and node.domain in ("", "ai.onnx") and op not in GROWS:
+                    out = self._reference(node, values)
+            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+                    OverflowError):
                 out = None  # not evaluated: ONNX inference's shapes stand
         if out is not None:
             for o, v in zip(node.output, out):
                 if o:
                     v = self.values[o] = np.asarray(v)
                     self.shapes[o] = v.shape
+        else:  # the value is unknown (a weight not read): its shape by the op's spec
+            try:
+                spec = spec_shapes(self, node)
+            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+                    OverflowError):
+                spec = None
+            named = [o for o in node.output if o]
+            if spec is not None and len(spec) == len(named):
+                self.shapes.update(zip(named, (tuple(int(d) for d in o) for o in spec)))
+            for o in named:
+                if o not in self.shapes and o in self.onnx_shapes:
+                    self.shapes[o] = self.onnx_shapes[o]
         return True
 
-    def _layer(self, node: _Node, index: int) -> Layer:
-        op = node.op_type
-        a = {k: v.decode() if isinstance(v, bytes) else v for k, v in node.attrs.items()}
-        acts = tuple(x for x in node.input if x and x not in self.static)
+    def _constant(self, node: Node) -> None:
+        """A Constant node: its value (numbers) and its shape, whichever attribute holds it."""
+        out = node.output[0]
+        for a_name, a_value in node.attrs.items():
+            if a_name == "value":
+                self.consts[out] = a_value
+                self.shapes[out] = tuple(a_value.dims)
+            elif a_name in ("value_int", "value_ints", "value_float", "value_floats"):
+                self.consts[out] = numpy_helper.from_array(np.asarray(a_value))
+                self.shapes[out] = np.shape(a_value)
+            elif a_name in ("value_string", "value_strings"):
+                self.shapes[out] = np.shape(a_value)
+            elif a_name == "sparse_value":
+                self.shapes[out] = tuple(a_value.dims)
+
+    def _reference(self, node: Node, values: list[np.ndarray | None]
+                   ) -> list[np.ndarray] | None:
+        """Evaluate a constant node cnnstat has no NumPy rule for with onnx's reference
+        implementation; None when it has none or the result is not small."""
+        from onnx.reference import ReferenceEvaluator
+
+        try:
+            ev = ReferenceEvaluator(node.proto, opsets={"": self.opset})
+            feeds = {x: v for x, v in zip(node.input, values) if x}
+            out = ev.run(None, feeds)
+        except Exception:  # noqa: BLE001 - onnx's evaluator raises many types; none is fatal
+            return None
+        if not all(isinstance(v, np.ndarray) and v.size <= _SMALL_CONST for v in out):
+            return None
+        return out
+
+    def _constant_layer(self, node: Node, index: int) -> Layer:
+        """A folded node whose output is a graph output: a row, so every output has a shape."""
         tops = tuple(o for o in node.output if o)
-        notes: list[str] = []
-        attrs: dict[str, Any] = {}
-        kind = f"onnx.{op}"
-        standard = node.domain in ("", "ai.onnx")
-        # BatchNormalization's running mean and variance (inputs 3, 4) are statistics
-        weights = self._weights(node, (3, 4) if standard and op == "BatchNormalization" else ())
-        bottoms = acts
-        if not standard:
-            kind = f"{node.domain}.{op}"
-        elif op in ("Conv", "ConvTranspose"):
-            kind, attrs = self._conv(node, a, notes)
-            bottoms = (node.input[0],)
-        elif op in ("Gemm", "MatMul"):
-            kind, attrs, bottoms = self._gemm(node, a)
-        elif op in ("MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"):
-            kind, attrs = self._pool(op, a)
-        elif op == "BatchNormalization":
-            kind, attrs = "BatchNorm", {"affine": True, "eps": a.get("epsilon", 1e-5)}
-            tops = tops[:1]
-        elif op == "LRN":
-            kind, attrs = "LRN", {"local_size": a["size"], "alpha": a.get("alpha", 1e-4),
-                                  "beta": a.get("beta", 0.75)}
-        elif op == "LeakyRelu":
-            kind, attrs = "ReLU", {"negative_slope": a.get("alpha", 0.01)}
-        elif op == "Softmax":
-            kind, attrs = "Softmax", {"axis": a.get("axis", -1)}
-        elif op in _BROADCAST:
-            kind = "Broadcast"
-            attrs = {"const_shapes": tuple(self.shapes[x] for x in node.input
-                                           if x and x in self.static)}
-        elif op in _REDUCE:
-            axes = a.get("axes")
-            if axes is None and len(node.input) > 1 and node.input[1]:
-                axes = self._ints(node.input[1])
-            if not axes and a.get("noop_with_empty_axes"):
-                kind = "Identity"
-            else:
-                kind, attrs = "Reduce", {"axes": tuple(axes or ()),
-                                         "keepdims": a.get("keepdims", 1)}
-            bottoms = acts[:1]
-        elif op == "Concat":
-            all_acts = len(acts) == len([x for x in node.input if x])
-            kind = "Concat" if all_acts else "ShapedConcat"
-            attrs = {"axis": a["axis"]}
-        elif op == "Split":
-            sizes = a.get("split") or (self._ints(node.input[1]) if len(node.input) > 1
-                                       else None)
-            if sizes:
-                kind = "Slice"
-                attrs = {"axis": a.get("axis", 0),
-                         "points": tuple(np.cumsum(sizes[:-1]).tolist())}
-            else:
-                kind = "ShapedSplit"
-            bottoms = acts[:1]
-        elif op == "Reshape":
-            target = self._ints(node.input[1])
-            if target is not None and not a.get("allowzero"):
-                kind, attrs = "Reshape", {"shape": target}
-            else:
-                kind = "ShapedReshape"
-        elif op == "Flatten":
-            kind, attrs = "Flatten", {"axis": a.get("axis", 1), "to_2d": True}
-        elif op == "Transpose":
-            perm = a.get("perm")
-            if perm is None and node.input[0] in self.shapes:
-                perm = list(reversed(range(len(self.shapes[node.input[0]]))))
-            kind, attrs = ("Permute", {"order": tuple(perm)}) if perm else ("ShapedReshape", {})
-        elif op in ("Resize", "Upsample"):
-            kind = "Resize"
-            attrs = {"mode": {"bilinear": "linear"}.get(a.get("mode", "nearest"),
-                                                        a.get("mode", "nearest"))}
-            bottoms = acts[:1]
-        elif op in _SAME_KIND:
-            kind = _SAME_KIND[op]
-        hint = tuple(self.shapes[t] for t in tops) if all(t in self.shapes for t in tops) \
+        hint = tuple(self.shapes[o] for o in tops) if all(o in self.shapes for o in tops) \
             else None
-        return Layer(node.name or f"{op}_{index}", kind, op, tuple(bottoms), tops,
-                     frozen(attrs), None, weights, tuple(notes), hint)
+        bottoms = activations(self, node)
+        return Layer(node.name or f"{node.op_type}_{index}", "Constant", node.op_type, bottoms,
+                     tops, frozen({}), None, (), (), hint)
 
-    def _conv(self, node: _Node, a: dict[str, Any],
-              notes: list[str]) -> tuple[str, dict[str, Any]]:
-        w = self.shapes.get(node.input[1])
-        if w is None:
-            raise CnnstatError(f"the weight '{node.input[1]}' of {node.op_type} "
-                               f"'{node.name}' has no known shape", self.path)
-        if node.input[1] not in self.init:
-            notes.append(f"weight '{node.input[1]}' is computed in the graph; its size is "
-                         "not counted as parameters here")
-        kernel = tuple(a.get("kernel_shape") or w[2:])
-        n = len(kernel)
-        pads = tuple(a.get("pads") or (0,) * (2 * n))
-        group = a.get("group", 1)
-        transposed = node.op_type == "ConvTranspose"
-        attrs: dict[str, Any] = {
-            "num_output": w[1] * group if transposed else w[0], "kernel": kernel,
-            "stride": tuple(a.get("strides") or (1,) * n), "pad": pads[:n], "pad_end": pads[n:],
-            "dilation": tuple(a.get("dilations") or (1,) * n), "group": group,
-            "bias": len(node.input) > 2 and bool(node.input[2]),
-        }
-        auto = a.get("auto_pad", "NOTSET")
-        if auto != "NOTSET":
-            attrs["auto_pad"] = auto
-        if transposed:
-            attrs["output_padding"] = tuple(a.get("output_padding") or (0,) * n)
-            if a.get("output_shape"):
-                attrs.update(self._deconv_pads(node, attrs, tuple(a["output_shape"]), auto))
-        return ("Deconvolution" if transposed else "Convolution"), attrs
+    def _layer(self, node: Node, index: int) -> Layer:
+        """The node as an IR layer, by its op's translator (``onnx_ops.TRANSLATORS``)."""
+        t = translate(self, node)
+        bottoms = t.bottoms if t.bottoms is not None else activations(self, node)
+        tops = t.tops if t.tops is not None else tuple(o for o in node.output if o)
+        return Layer(node.name or f"{node.op_type}_{index}", t.kind, node.op_type,
+                     tuple(bottoms), tops, frozen(t.attrs), None,
+                     self._weights(node, t.stats), tuple(t.notes), None)
 
-    def _deconv_pads(self, node: _Node, attrs: dict[str, Any], out: Shape,
-                     auto: str) -> dict[str, Any]:
-        """ConvTranspose with ``output_shape``: the pads that give it (ONNX spec)."""
-        x = self.shapes.get(node.input[0])
-        if x is None:
-            raise CnnstatError(f"the input shape of ConvTranspose '{node.name}' is unknown",
-                               self.path)
-        begin, end = [], []
-        for i, size in enumerate(x[2:]):
-            extent = attrs["dilation"][i] * (attrs["kernel"][i] - 1) + 1
-            total = (attrs["stride"][i] * (size - 1) + attrs["output_padding"][i] + extent
-                     - out[-len(x) + 2 + i])
-            small = total // 2
-            begin.append(small if auto == "SAME_UPPER" else total - small)
-            end.append(total - begin[-1])
-        return {"pad": tuple(begin), "pad_end": tuple(end), "auto_pad": None}
+    def _fill_shapes(self, layer: Layer, node: Node) -> Layer:
+        """The layer's output shapes: the IR's rule or the op's spec on known values; where
+        neither gives them (or with ``prefer_onnx``), ONNX shape inference's when complete."""
+        outs = None if self.prefer_onnx else self._own_shapes(layer, node)
+        if outs is None:
+            known = [self.onnx_shapes.get(t) for t in layer.tops]
+            if all(s is not None for s in known):
+                outs = known
+            elif self.prefer_onnx:
+                outs = self._own_shapes(layer, node)
+        if outs is None:
+            return layer
+        self.shapes.update(zip(layer.tops, outs))  # type: ignore[arg-type]
+        return _with_hint(layer, tuple(outs))  # type: ignore[arg-type]
 
-    def _gemm(self, node: _Node,
-              a: dict[str, Any]) -> tuple[str, dict[str, Any], tuple[str, ...]]:
-        x, w = node.input[0], node.input[1]
-        ta, tb = a.get("transA", 0), a.get("transB", 0)
-        w_shape = self.shapes.get(w)
-        is_fc = (w in self.static and x not in self.static and not ta and w_shape is not None
-                 and len(w_shape) == 2)
-        if is_fc:
-            bias = node.op_type == "Gemm" and len(node.input) > 2 and bool(node.input[2])
-            n = w_shape[0] if tb else w_shape[1]
-            axis = 1 if node.op_type == "Gemm" else -1
-            return "InnerProduct", {"num_output": n, "bias": bias, "axis": axis,
-                                    "transpose": not tb}, (x,)
-        consts = tuple(self.shapes[v] for v in (x, w) if v in self.static)
-        acts = tuple(v for v in (x, w) if v not in self.static)
-        return "MatMul", {"const_shapes": consts, "const_first": x in self.static,
-                          "trans_a": ta, "trans_b": tb}, acts
-
-    def _pool(self, op: str, a: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        attrs: dict[str, Any] = {"method": "MAX" if "Max" in op else "AVE", "nd": True}
-        if op.startswith("Global"):
-            attrs["global_pooling"] = True
-            return "Pooling", attrs
-        kernel = tuple(a["kernel_shape"])
-        n = len(kernel)
-        pads = tuple(a.get("pads") or (0,) * (2 * n))
-        attrs.update(kernel=kernel, stride=tuple(a.get("strides") or (1,) * n), pad=pads[:n],
-                     pad_end=pads[n:], ceil=bool(a.get("ceil_mode", 0)), drop_outside=True,
-                     count_include_pad=bool(a.get("count_include_pad", 0)))
-        if a.get("auto_pad", "NOTSET") != "NOTSET":
-            attrs["auto_pad"] = a["auto_pad"]
-        if any(d != 1 for d in a.get("dilations") or ()):
-            return f"onnx.{op}", attrs  # dilated pooling: ONNX's shape, not costed
-        return "Pooling", attrs
-
-    def _fill_shapes(self, layer: Layer, node: _Node) -> Layer:
-        """Where ONNX inference left a gap: the IR's rule, or the op's spec on known values."""
+    def _own_shapes(self, layer: Layer, node: Node) -> list[Shape] | None:
         ins = [self.shapes.get(b) for b in layer.bottoms]
         if any(s is None for s in ins):
-            return layer
+            return None
         rule = rule_for(layer.kind)
         try:
             if rule is not None and rule.shape is not hinted:
                 outs = rule.shape(layer, ins)  # type: ignore[arg-type]
             else:
-                spec = self._spec_shapes(node)
+                spec = spec_shapes(self, node)
                 outs = spec and [tuple(int(d) for d in o) for o in spec]
-        except (ShapeError, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
-            return layer  # the analysis reports it, naming the layer
+        except (ShapeError, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+                OverflowError):
+            return None  # the analysis reports it, naming the layer
         if outs is None or len(outs) != len(layer.tops):
-            return layer
-        self.shapes.update(zip(layer.tops, outs))
-        return _with_hint(layer, tuple(outs))
-
-    def _spec_shapes(self, node: _Node) -> list[Shape] | None:
-        """Output shapes of ONNX's data-movement ops from their constant inputs (ONNX spec)."""
-        op = node.op_type
-        a = node.attrs
-        x = self.shapes.get(node.input[0])
-        arg = [self._ints(n) if n else None for n in node.input]
-        if x is None:
             return None
-        if op == "Reshape" and arg[1] is not None:
-            out = [d if d != 0 or a.get("allowzero") else x[i] for i, d in enumerate(arg[1])]
-            if -1 in out:
-                out[out.index(-1)] = int(np.prod(x)) // -int(np.prod(out))
-            return [tuple(out)]
-        if op == "Slice" and arg[1] is not None and arg[2] is not None:
-            axes = arg[3] if len(arg) > 3 and arg[3] else range(len(arg[1]))
-            steps = arg[4] if len(arg) > 4 and arg[4] else (1,) * len(arg[1])
-            out = list(x)
-            for ax, b, e, st in zip(axes, arg[1], arg[2], steps):
-                out[ax] = len(range(*slice(b, e, st).indices(x[ax])))
-            return [tuple(out)]
-        if op in ("Squeeze", "Unsqueeze"):
-            axes = a.get("axes") or (arg[1] if len(arg) > 1 else None)
-            if op == "Squeeze":
-                gone = {ax % len(x) for ax in axes} if axes else {
-                    i for i, d in enumerate(x) if d == 1}
-                return [tuple(d for i, d in enumerate(x) if i not in gone)]
-            rank = len(x) + len(axes)
-            out = list(x)
-            for ax in sorted(ax % rank for ax in axes):
-                out.insert(ax, 1)
-            return [tuple(out)]
-        if op == "Gather":
-            idx = self._value(node.input[1])
-            ishape = idx.shape if idx is not None else self.shapes.get(node.input[1])
-            if ishape is None:
-                return None
-            ax = a.get("axis", 0) % len(x)
-            return [(*x[:ax], *ishape, *x[ax + 1:])]
-        if op == "Expand" and arg[1] is not None:
-            return [tuple(np.broadcast_shapes(x, tuple(arg[1])))]
-        if op == "Tile" and arg[1] is not None:
-            return [tuple(d * r for d, r in zip(x, arg[1]))]
-        if op == "Pad":
-            pads = a.get("pads") or (arg[1] if len(arg) > 1 else None)
-            if pads is None:
-                return None
-            axes = arg[3] if len(arg) > 3 and arg[3] else range(len(x))
-            out, n = list(x), len(pads) // 2
-            for i, ax in enumerate(axes):
-                out[ax] += pads[i] + pads[i + n]
-            return [tuple(out)]
-        if op in ("Resize", "Upsample"):
-            if op == "Resize" and len(node.input) > 3 and arg[3]:
-                return [tuple(arg[3])]
-            if op == "Upsample":
-                scales = self._value(node.input[1]) if len(node.input) > 1 else np.asarray(
-                    a.get("scales"))
-            else:
-                scales = self._value(node.input[2]) if len(node.input) > 2 else None
-            if scales is None or scales.size != len(x):
-                return None
-            return [tuple(int(np.floor(d * s)) for d, s in zip(x, scales.reshape(-1)))]
-        if op == "Concat":
-            ins = [self.shapes.get(n) for n in node.input if n]
-            if any(s is None for s in ins):
-                return None
-            ax = a["axis"] % len(x)
-            return [(*x[:ax], sum(s[ax] for s in ins), *x[ax + 1:])]  # type: ignore[index]
-        return None
+        return outs
 
-    def _check_known(self, layers: list[Layer]) -> None:
-        """One error naming every output whose shape nothing can give (never guessed)."""
-        missing = []
+    def _check_known(self, layers: list[Layer], nodes: list[Node]) -> None:
+        """Refuse the first layer whose shape nothing can give, saying why (never guessed)."""
+        index = {id(n): i for i, n in enumerate(nodes)}
+        by_top = {o: n for n in nodes for o in n.output if o}
         for layer in layers:
             rule = rule_for(layer.kind)
             needs_hint = layer.kind != "Input" and (rule is None or rule.shape is hinted)
-            if needs_hint and layer.shapes_hint is None:
-                missing += [f"'{t}' ({layer.type} '{layer.name}')" for t in layer.tops
-                            if t not in self.user]
-        if missing:
-            more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-            raise CnnstatError(
-                "ONNX shape inference could not shape " + ", ".join(missing[:8]) + more
-                + "; give each with --input-shape NAME=d,d,...", self.path)
+            if not needs_hint or layer.shapes_hint is not None:
+                continue
+            missing = [t for t in layer.tops if t not in self.user]
+            if missing:
+                node = by_top[layer.tops[0]]
+                raise CnnstatError(self._why_unshaped(node, missing),
+                                   self._where(node, index[id(node)]))
+        for name in self.outputs:
+            if name not in self.shapes and name not in self.user and name in by_top:
+                node = by_top[name]
+                raise CnnstatError(self._why_unshaped(node, [name]),
+                                   self._where(node, index[id(node)]))
+
+    def _why_unshaped(self, node: Node, missing: list[str]) -> str:
+        """Why a node's outputs have no shape: a non-tensor, values known only at run time,
+        an unknown constant, or an op neither cnnstat nor ONNX shape inference can shape."""
+        named = ", ".join(f"'{t}'" for t in missing)
+        for t in missing:
+            if t in self.onnx_kinds:
+                return (f"output '{t}' is {_a(self.onnx_kinds[t])} (not a tensor); cnnstat "
+                        "analyses tensors only")
+        for x in value_inputs(node):
+            if self.value(x) is not None:
+                continue
+            behind = sorted(self._graph_inputs_behind(x))
+            if behind:
+                which = ", ".join(f"'{g}'" for g in behind)
+                via = "" if behind == [x] else f" (through its input '{x}')"
+                inputs = "graph inputs" if len(behind) > 1 else "graph input"
+                return (f"its output shape depends on the values of {inputs} {which}{via}, "
+                        "known only at run time; cnnstat reads shapes only. Give "
+                        f"{named} with --input-shape NAME=d,d,...")
+        unknown = [x for x in node.input if x and x in self.static and x not in self.shapes]
+        if unknown:
+            return (f"cnnstat cannot evaluate the constant '{unknown[0]}' it reads, and ONNX "
+                    f"shape inference did not shape {named}; give each with --input-shape "
+                    "NAME=d,d,...")
+        what = "folded constant" if node.output and node.output[0] in self.static else "op"
+        return (f"cnnstat has no shape rule for this {what} and ONNX shape inference did not "
+                f"shape {named}; give each with --input-shape NAME=d,d,...")
+
+    def _graph_inputs_behind(self, name: str) -> set[str]:
+        """Graph inputs whose values flow into ``name`` (Shape and Size pass shapes only)."""
+        found, seen, todo = set(), set(), [name]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            if x in self.inputs:
+                found.add(x)
+                continue
+            node = self.producer.get(x)
+            if node is None or node.op_type in ("Shape", "Size"):
+                continue
+            todo.extend(i for i in (*node.input, *node.implicit) if i)
+        return found
+
+
+def _a(kind: str) -> str:
+    """'a sequence', 'an optional', 'a map'."""
+    return ("an " if kind[:1] in "aeiou" else "a ") + kind
 
 
 def _with_hint(la: Layer, hint: tuple[Shape, ...]) -> Layer:
@@ -787,7 +764,7 @@ def _inline_small(t: TensorProto) -> bool:
             and math.prod(t.dims) <= _SMALL_CONST)
 
 
-def fold_node(node: _Node, values: list[np.ndarray | None],
+def fold_node(node: Node, values: list[np.ndarray | None],
               in_shape: Shape | None) -> list[np.ndarray] | None:
     """Evaluate one shape-arithmetic node on constant values (NumPy), or None if unsupported.
 

@@ -10,7 +10,8 @@ Conventions (printed in the table header and the README):
 - **GEMM sizes** follow Lu et al. 2017: a convolution is ``groups`` matmuls of
   [n × k]·[k × m] per image with n = num_output/group, k = (C_in/group)·kh·kw,
   m = H_out·W_out. An inner product is [m × k]·[k × n] with k = input width,
-  n = output width and m = rows (the batch).
+  n = output width and m = rows (the batch). A matmul of two activations (ONNX MatMul,
+  Einsum) is [n × k]·[k × m] per matrix, ``groups`` = the batch of matrices.
 - **params** are the stored blobs the layer owns, in elements, each marked learnable
   or statistics (BatchNorm's mean/variance/scale factor are statistics).
 - **workspace** is elements of the im2col column buffer Caffe allocates for a conv or
@@ -24,7 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.ir import Layer, Shape
-from analyzer.layers.shapes import ShapeError, conv_geometry, matmul_operands, pool_geometry
+from analyzer.layers.shapes import (
+    ShapeError,
+    conv_geometry,
+    einsum_dims,
+    matmul_operands,
+    pool_geometry,
+)
 
 
 @dataclass(frozen=True)
@@ -155,14 +162,38 @@ def batch_norm(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
 
 
 def matmul(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
-    """A batched matmul [M × K]·[K × N]: Gemm(n=N, k=K, m=M, groups = batch matrices)."""
+    """A batched matmul of two activations [.., n, k]·[.., k, m], written as a convolution's
+    weight·columns product: Gemm(n = rows of the first, k, m = columns of the second,
+    groups = batch matrices); MACs = batch·n·k·m."""
     a, b = matmul_operands(layer, ins)
     k = a[-1]
-    m = a[-2] if len(a) > 1 else 1
-    n = b[-1] if len(b) > 1 else 1
-    batch = _n(outs[0]) // (m * n) if m * n else 0
-    macs = batch * m * n * k
+    n = a[-2] if len(a) > 1 else 1
+    m = b[-1] if len(b) > 1 else 1
+    batch = _n(outs[0]) // (n * m) if n * m else 0
+    macs = batch * n * k * m
     return Cost(Gemm(n, k, m, batch), macs, 2 * macs)
+
+
+def einsum(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:
+    """Einsum of two operands as a batched GEMM, as :func:`matmul`: batch = indices in both
+    operands and the output, n = in the first and the output, m = in the second and the
+    output, k = summed indices; MACs = the product of every index size. One operand (a
+    transpose or a sum): one FLOP per input element; more than two: MACs per extra operand."""
+    letters, out, sizes = einsum_dims(layer, ins)
+    if len(letters) < 2:
+        return Cost(flops=_n(ins[0]) if ins else 0)
+    every = math.prod(sizes.values())
+    if len(letters) > 2:
+        macs = every * (len(letters) - 1)
+        return Cost(macs=macs, flops=2 * macs)
+    a, b = set(letters[0]), set(letters[1])
+    o = set(out)
+
+    def size(keys: set[str]) -> int:
+        return math.prod(sizes[c] for c in keys)
+
+    gemm = Gemm(n=size(a & o - b), k=size(a & b - o), m=size(b & o - a), groups=size(a & b & o))
+    return Cost(gemm, every, 2 * every)
 
 
 def reduce(layer: Layer, ins: list[Shape], outs: list[Shape]) -> Cost:

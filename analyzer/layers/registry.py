@@ -37,7 +37,7 @@ RULES: dict[str, Rule] = {
     "Interp": Rule(shapes.interp, cost.elementwise(4)),
     "Upsample": Rule(shapes.upsample, cost.free),
     # normalisation and learned element-wise
-    "BatchNorm": Rule(shapes.same, cost.batch_norm),
+    "BatchNorm": Rule(shapes.batch_norm, cost.batch_norm),
     "BN": Rule(shapes.same, cost.bn),
     "Scale": Rule(shapes.same, cost.scale),
     "Bias": Rule(shapes.same, cost.bias),
@@ -96,9 +96,10 @@ ONNX_RULES: dict[str, Rule] = {
     # ONNX-only kinds (frontends/onnx.py). shapes.hinted: the reader's shapes (the op's spec on
     # its constant inputs, else ONNX shape inference).
     "MatMul": Rule(shapes.matmul, cost.matmul),
+    "Einsum": Rule(shapes.einsum, cost.einsum),
     "Broadcast": Rule(shapes.broadcast, cost.broadcast),
     "Reduce": Rule(shapes.reduce, cost.reduce),
-    "LayerNorm": Rule(shapes.same, cost.elementwise(6)),
+    "LayerNorm": Rule(shapes.layer_norm, cost.elementwise(6)),
     "InstanceNorm": Rule(shapes.same, cost.elementwise(6)),
     "HardSigmoid": Rule(shapes.same, cost.elementwise(2)),
     "HardSwish": Rule(shapes.same, cost.elementwise(3)),
@@ -120,6 +121,7 @@ ONNX_RULES: dict[str, Rule] = {
     "ShapedConcat": Rule(shapes.hinted, cost.free),
     "ShapedSplit": Rule(shapes.hinted, cost.free),
     "ShapedTile": Rule(shapes.hinted, cost.free),
+    "Constant": Rule(shapes.hinted, cost.free),  # a folded node that is a graph output
 }
 ONNX_ONLY_KINDS = frozenset(k for k, r in ONNX_RULES.items() if r.shape is not shapes.same)
 RULES.update(ONNX_RULES)

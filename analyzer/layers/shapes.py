@@ -475,6 +475,48 @@ def matmul(layer: Layer, ins: list[Shape]) -> list[Shape]:
     return [out]
 
 
+def einsum_dims(layer: Layer, ins: list[Shape]) -> tuple[list[str], list[str], dict[str, int]]:
+    """ONNX Einsum ``equation`` on the operands (bottoms, and constants in ``operands``):
+    (each operand's index letters, the output's letters, letter → size). An ellipsis is spelt
+    as one index per broadcast dim ('0', '1', …, right-aligned across operands)."""
+    it = iter(ins)
+    shapes = [next(it) if s is None else s for s in layer.attr("operands", (None,) * len(ins))]
+    eq = layer.attr("equation", "").replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise ShapeError(f"equation '{eq}' has {len(terms)} operands, the node {len(shapes)}")
+    ell = max((len(s) - len(t.replace("...", "")) for t, s in zip(terms, shapes)
+               if "..." in t), default=0)
+    ell_names = [str(i) for i in range(ell)]
+    sizes: dict[str, int] = {}
+    letters = []
+    for t, s in zip(terms, shapes):
+        head, dots, tail = t.partition("...")
+        n_ell = len(s) - len(head) - len(tail) if dots else 0
+        names = [*head, *ell_names[ell - n_ell:], *tail]
+        if len(names) != len(s) or n_ell < 0:
+            raise ShapeError(f"'{t}' does not fit an operand of shape {list(s)}")
+        for c, d in zip(names, s):
+            if sizes.get(c, d) != d and d != 1 and sizes[c] != 1:
+                raise ShapeError(f"index '{c}' is {sizes[c]} in one operand and {d} in another")
+            sizes[c] = d if sizes.get(c, 1) == 1 else sizes[c]
+        letters.append(names)
+    if arrow:
+        head, dots, tail = rhs.partition("...")
+        out = [*head, *(ell_names if dots else []), *tail]
+    else:  # implicit output: broadcast dims, then letters used once, in alphabetical order
+        counts = [c for names in letters for c in names if c not in ell_names]
+        out = ell_names + sorted(c for c in set(counts) if counts.count(c) == 1)
+    return letters, out, sizes
+
+
+def einsum(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """ONNX Einsum: the output indices' sizes (explicit after '->', else implicit)."""
+    _, out, sizes = einsum_dims(layer, ins)
+    return [tuple(sizes[c] for c in out)]
+
+
 def reduce(layer: Layer, ins: list[Shape]) -> list[Shape]:
     """ONNX ReduceMean/Sum/Max: ``axes`` (none: all), ``keepdims`` (default 1)."""
     x = ins[0]
@@ -482,6 +524,21 @@ def reduce(layer: Layer, ins: list[Shape]) -> list[Shape]:
     if layer.attr("keepdims", 1):
         return [tuple(1 if i in axes else d for i, d in enumerate(x))]
     return [tuple(d for i, d in enumerate(x) if i not in axes)]
+
+
+def batch_norm(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """BatchNorm: y as x; any further top (ONNX training mode: running mean, variance) per
+    channel (axis 1)."""
+    x = ins[0]
+    return [x] + [(x[1] if len(x) > 1 else 1,)] * (len(layer.tops) - 1)
+
+
+def layer_norm(layer: Layer, ins: list[Shape]) -> list[Shape]:
+    """ONNX LayerNormalization: Y as X; Mean and InvStdDev keep X's dims before ``axis``, 1
+    from it on."""
+    x = ins[0]
+    axis = _canon_axis(layer.attr("axis", -1), len(x))
+    return [x] + [(*x[:axis], *(1,) * (len(x) - axis))] * (len(layer.tops) - 1)
 
 
 def assumed_same(layer: Layer, ins: list[Shape]) -> list[Shape]:
