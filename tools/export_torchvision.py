@@ -170,6 +170,7 @@ def export_one(name: str, out: Path, dynamo: bool, verify: bool, seed: int) -> E
 
     published = get_model_weights(name).DEFAULT
     side = published.transforms().crop_size[0]
+    torch.manual_seed(seed)  # the initial weights too: small ones stay inline in the graph
     model = get_model(name, weights=None).eval()
     _perturb(model, seed)
     learnable = sum(p.numel() for p in model.parameters())
