@@ -75,6 +75,11 @@ def _header(torch_version: str, tv_version: str) -> str:
         "(get_model_weights(model).DEFAULT.meta['num_params'], ['_ops']; GFLOPS are\n"
         "# multiply-accumulates x 1e9 at the given input). learnable_exported = sum of "
         "p.numel() over the exported instance's parameters (a cross-check).\n"
+        "# swin_t_dynamo.onnx: the dynamo exporter's default optimiser folds each block's "
+        "relative_position_bias_table (169 x heads; 23,322 learnable\n"
+        "# values in all) through its constant index into a 2401 x heads constant (331,338 "
+        "values): the tables are not in the graph, so its\n"
+        "# learnable count cannot be read off the graph exactly.\n"
     )
 
 
