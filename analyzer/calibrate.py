@@ -630,6 +630,8 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
     if "quality" in check and "holdout_per_layer" in check["quality"]:
         profile["quality"]["holdout_per_layer"] = check["quality"]["holdout_per_layer"]
         profile["quality"]["holdout_note"] = "fitted on 4/5 of the grid, checked on the rest"
+    if "runtime_memory" in measured:  # analyzer.timing.runtime_memory's fit
+        profile["runtime_memory"] = measured["runtime_memory"]
     if "probe" in measured:
         chains = measured["per_layer_overhead_ms"]
         gap = probe_gap_ms(profile, measured["probe"]["ms"])
@@ -686,6 +688,9 @@ def main(argv: Sequence[str]) -> int:
     name = out.stem
     start = time.perf_counter()
     measured = run_plan(plan(args.quick, args.seed), args.threads)
+    from analyzer.timing.runtime_memory import calibrate as calibrate_memory
+
+    measured["runtime_memory"] = calibrate_memory(measured["fusions"], args.threads)
     profile = build_profile(name, measured, args.threads, args.quick,
                             time.perf_counter() - start)
     try:
@@ -700,6 +705,13 @@ def main(argv: Sequence[str]) -> int:
           f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
           f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
           f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
+    memory = profile.get("runtime_memory", {}).get("quality", {})
+    if memory:
+        held = memory.get("leave_one_net_out", {})
+        print(f"runtime memory: {len(profile['runtime_memory']['points'])} probe runs; error "
+              f"{memory['in_sample'].get('median_rel_error', float('nan')) * 100:.1f} % in "
+              f"sample, {held.get('median_rel_error', float('nan')) * 100:.1f} % with each "
+              "probe net left out (median)")
     state = profile.get("probe", {})
     if state:
         print(f"machine state: probe {state['ms']:.3f} ms; {state['readings_in_state']} of "

@@ -45,6 +45,8 @@ from analyzer.analysis import LayerResult, Report
 from analyzer.errors import CnnstatError
 from analyzer.shapes import conv_geometry
 
+# Sub-modules live in analyzer/timing/ (the package this module moves into): let them import.
+__path__ = [str(Path(__file__).with_suffix(""))]
 DEVICES_DIR = Path(__file__).resolve().parent / "devices"
 LOCAL_DIR = Path.home() / ".config" / "cnnstat" / "devices"
 SCHEMA = 1
@@ -567,5 +569,9 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
     if overhead:
         warnings.append(f"total time includes {len(layers)} × {profile.overhead_ms * 1000:.1f} µs "
                         f"per-layer overhead of {profile.name}")
-    return replace(report, layers=tuple(layers), totals=replace(report.totals, time_ms=total),
+    from analyzer.timing.runtime_memory import predict as predict_memory
+
+    runtime = predict_memory(report, profile.data)
+    return replace(report, layers=tuple(layers),
+                   totals=replace(report.totals, time_ms=total, runtime_peak_bytes=runtime),
                    warnings=tuple(warnings), device=profile.name)
