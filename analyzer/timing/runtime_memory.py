@@ -58,6 +58,7 @@ MIB = 2**20
 HEAP_LIMIT_BYTES = 32 * MIB  # glibc's largest mmap threshold on 64-bit: bigger blocks are mapped
 ARENA_INITIAL_BYTES = MIB  # onnxruntime's BFC arena: first region, then powers of two
 ARENA_ROUND_BYTES = 256  # the arena rounds every allocation up to this
+ARENA_DEAD_BYTES = 128 * MIB  # the most a chunk may hold beyond its request (BFC default)
 
 
 # ---------------------------------------------------------------------------------------
@@ -269,7 +270,9 @@ def detect_nchwc() -> NchwcRule:
 class MemoryFeatures:
     """What a net's runtime memory is fitted on (bytes; see the module docstring)."""
 
-    conv_nchwc: int  # reordered, channel-padded weights of NCHWc convs below the heap limit
+    conv_nchwc: int  # reordered, channel-padded weights of NCHWc convs below the heap limit,
+    # the first of each size in the net
+    conv_repeat: int  # the same for weights whose size an earlier NCHWc conv weight had
     conv_plain: int  # weights of the other convolutions below the heap limit
     fc: int  # inner-product weights below the heap limit
     big: int  # every weight of HEAP_LIMIT_BYTES or more (conv or inner product)
@@ -281,13 +284,13 @@ class MemoryFeatures:
         return asdict(self)
 
 
-BASE_TERMS = ("const", "conv_nchwc", "conv_plain", "fc")
+BASE_TERMS = ("const", "conv_nchwc", "conv_repeat", "conv_plain", "fc")
 # Terms with a fixed coefficient: a weight above the heap limit is held once after loading
 # (measured: a 64 MiB fc and a 36 MiB conv add 1.0× their bytes to the loaded session).
 FIXED_TERMS = {"big": 1.0}
 LOAD_TERMS = ("big_conv_max", "big_fc_max")
 RUN_TERMS = ("arena",)
-FORM = ("max(load, run); base = const + conv_nchwc + conv_plain + fc + 1.0·big; "
+FORM = ("max(load, run); base = const + conv_nchwc + conv_repeat + conv_plain + fc + 1.0·big; "
         "load = base + big_conv_max + big_fc_max; run = base + arena (each term times its coef)")
 
 
@@ -317,8 +320,9 @@ def features(report: Report, rule: NchwcRule = NchwcRule(),
              heap_limit: int = HEAP_LIMIT_BYTES) -> MemoryFeatures:
     """The memory features of an analysed net (see :class:`MemoryFeatures`)."""
     itemsize = DTYPE_BYTES.get(report.dtype, 4)
-    acc = {"conv_nchwc": 0, "conv_plain": 0, "fc": 0, "big": 0, "big_conv_max": 0,
-           "big_fc_max": 0}
+    acc = {"conv_nchwc": 0, "conv_repeat": 0, "conv_plain": 0, "fc": 0, "big": 0,
+           "big_conv_max": 0, "big_fc_max": 0}
+    seen: set[int] = set()
     for r in report.layers:
         w = _weights(r, itemsize, rule)
         if w is None:
@@ -328,8 +332,11 @@ def features(report: Report, rule: NchwcRule = NchwcRule(),
             acc["big"] += raw
             top = "big_fc_max" if cls == "fc" else "big_conv_max"
             acc[top] = max(acc[top], raw)
+        elif cls == "conv_nchwc" and held in seen:
+            acc["conv_repeat"] += held
         else:
             acc[cls] += held
+            seen.add(held)
     return MemoryFeatures(**acc, arena=arena_bytes(report, rule, fusions))
 
 
@@ -347,9 +354,10 @@ INPLACE_KINDS = {"ReLU", "Sigmoid", "TanH", "Clip", "HardSigmoid", "HardSwish", 
 class _Arena:
     """A best-fit arena of regions growing by powers of two (onnxruntime's BFC arena with
     its default ``kNextPowerOfTwo`` strategy): a fresh region is the current size, doubled
-    until the request fits; the size doubles after a region that needed no doubling. A chunk
-    is carved from the start of the smallest free chunk that fits; freed chunks merge with
-    free neighbours. ``touched`` is, per region, the highest byte any chunk reached."""
+    until the request fits; the size doubles after a region that needed no doubling. A
+    request takes the smallest free chunk that fits, split when the rest is at least as
+    large as the request; freed chunks merge with free neighbours. ``touched`` is, per
+    region, the highest byte any tensor wrote."""
 
     def __init__(self, initial: int = ARENA_INITIAL_BYTES) -> None:
         self.next_region = initial
@@ -376,9 +384,13 @@ class _Arena:
         _, ri, ci = best
         chunks = self.regions[ri]
         offset, size, _ = chunks[ci]
-        chunks[ci] = [offset, n, 0]
-        if size > n:
+        # BFC splits a chunk only when the rest is as large as the request (or beyond its
+        # dead-bytes limit); else the request gets the whole chunk and the rest is idle
+        if size >= 2 * n or size - n >= ARENA_DEAD_BYTES:
+            chunks[ci] = [offset, n, 0]
             chunks.insert(ci + 1, [offset + n, size - n, 1])
+        else:
+            chunks[ci] = [offset, size, 0]
         self.high[ri] = max(self.high[ri], offset + n)
         return ri, offset
 
@@ -609,10 +621,10 @@ def _basic(widths: Sequence[int] = (48, 96, 192, 384), blocks: Sequence[int] = (
 
 
 def _bottleneck(widths: Sequence[int] = (256, 512, 1024, 2048),
-                blocks: Sequence[int] = (1, 2, 3, 1)) -> Net:
+                blocks: Sequence[int] = (1, 2, 3, 1), label: str = "bottleneck") -> Net:
     """A ResNet-50-like net of bottleneck blocks (1×1 and 3×3 convs): many 1×1 weights of
     0.25–4 MiB and 3×3 ones up to 9 MiB."""
-    b = _Builder("bottleneck", (1, 3, 224, 224))
+    b = _Builder(label, (1, 3, 224, 224))
     x = b.conv("data", 64, 7, 2)
     x = b.add("Pooling", [x], method="MAX", kernel=(3,), stride=(2,), pad=(1,))
     for stage, (c, n) in enumerate(zip(widths, blocks)):
@@ -700,7 +712,9 @@ def probe_nets() -> list[Probe]:
     """The nets ``cnnstat calibrate`` measures memory on: each feature's class of weights in
     the sizes nets have them, and activations at batch 1 and 8."""
     return [Probe("overhead", _overhead(), (1,)), Probe("basic", _basic(), (1, 8)),
-            Probe("bottleneck", _bottleneck(), (1, 8)), Probe("mobile", _mobile(), (1, 8)),
+            Probe("bottleneck", _bottleneck(), (1, 8)),
+            Probe("deep", _bottleneck((128, 256, 512, 1024), (1, 1, 8, 1), "deep"), (1, 8)),
+            Probe("mobile", _mobile(), (1, 8)),
             Probe("plain", _plain(), (1, 8)), Probe("fc", _fc(), (1,)),
             Probe("big fc", _big_fc(), (1,)), Probe("big conv", _big_conv(), (1,))]
 
