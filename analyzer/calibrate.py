@@ -705,13 +705,11 @@ def main(argv: Sequence[str]) -> int:
           f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
           f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
           f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
-    memory = profile.get("runtime_memory", {}).get("quality", {})
+    memory = profile.get("runtime_memory", {}).get("quality", {}).get("in_sample", {})
     if memory:
-        held = memory.get("leave_one_net_out", {})
-        print(f"runtime memory: {len(profile['runtime_memory']['points'])} probe runs; error "
-              f"{memory['in_sample'].get('median_rel_error', float('nan')) * 100:.1f} % in "
-              f"sample, {held.get('median_rel_error', float('nan')) * 100:.1f} % with each "
-              "probe net left out (median)")
+        print(f"runtime memory: fitted on {memory['points']} probe runs; median error "
+              f"{memory['median_rel_error'] * 100:.1f} %, worst "
+              f"{memory['max_rel_error'] * 100:.1f} %")
     state = profile.get("probe", {})
     if state:
         print(f"machine state: probe {state['ms']:.3f} ms; {state['readings_in_state']} of "

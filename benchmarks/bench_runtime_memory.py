@@ -91,9 +91,7 @@ def main() -> int:
         q = section["quality"]
         print(f"memory fit: {len(section['points'])} probe runs; in sample median "
               f"{q['in_sample']['median_rel_error'] * 100:.1f} %, worst "
-              f"{q['in_sample']['max_rel_error'] * 100:.1f} %; each probe net left out: median "
-              f"{q['leave_one_net_out']['median_rel_error'] * 100:.1f} %, worst "
-              f"{q['leave_one_net_out']['max_rel_error'] * 100:.1f} %")
+              f"{q['in_sample']['max_rel_error'] * 100:.1f} %")
         print(f"{'net':<24} {'batch':>5} {'predicted MiB':>14} {'measured MiB':>13} "
               f"{'error %':>8} {'spread %':>9}")
         for path in nets():

@@ -64,8 +64,9 @@ def test_features_of_a_small_net_are_exact_byte_counts():
                ("f", "Flatten", ("c6",), {"axis": 1, "end_axis": -1}),
                ("fc", "InnerProduct", ("f",), {"num_output": 10, "bias": True, "axis": 1}))
     f = rm.features(analyze(net), RULE)
-    assert f.conv_nchwc == 4 * (32 * 16 + 64 * 32 * 9 + 64 * 64)
-    assert f.conv_repeat == 4 * 64 * 64
+    # every NCHWc weight here is below 1 MiB: counted with the repeats
+    assert f.conv_nchwc == 0
+    assert f.conv_repeat == 4 * (32 * 16 + 64 * 32 * 9 + 64 * 64 + 64 * 64)
     assert f.conv_plain == 4 * (58 * 58 * 9 + 64 * 58)
     assert f.fc == 4 * 64 * 8 * 8 * 10
     assert f.big == f.big_conv_max == f.big_fc_max == 0
@@ -74,7 +75,18 @@ def test_features_of_a_small_net_are_exact_byte_counts():
     g = rm.features(analyze(net), RULE, heap_limit=80 * 1024)
     assert g.big == 4 * (58 * 58 * 9 + 64 * 8 * 8 * 10)
     assert g.big_conv_max == 4 * 58 * 58 * 9 and g.big_fc_max == 4 * 64 * 8 * 8 * 10
-    assert g.conv_nchwc == f.conv_nchwc and g.conv_plain == 4 * 64 * 58 and g.fc == 0
+    assert g.conv_repeat == f.conv_repeat and g.conv_plain == 4 * 64 * 58 and g.fc == 0
+
+
+def test_the_first_weight_of_each_size_from_1_mib_is_apart_from_its_repeats():
+    net = _net(("a", "Convolution", ("data",), _conv(256, 3)),  # 16→256: 147 KB, small
+               ("b", "Convolution", ("a",), _conv(500, 3)),  # 256→500: padded 512×256×9
+               ("c", "Convolution", ("b",), _conv(512, 3)),  # 500→512: 512×512×9, first
+               ("d", "Convolution", ("c",), _conv(512, 3)),  # 512→512: the same size again
+               ("e", "Convolution", ("d",), _conv(500, 3)))  # 512→500: padded as c: repeat
+    f = rm.features(analyze(net), RULE)
+    assert f.conv_nchwc == 4 * (512 * 256 * 9 + 512 * 512 * 9)
+    assert f.conv_repeat == 4 * (256 * 16 * 9 + 2 * 512 * 512 * 9)
 
 
 def test_arena_of_a_chain_counts_each_live_tensor_once():
@@ -109,16 +121,17 @@ def test_arena_gives_a_whole_chunk_when_splitting_would_leave_less_than_the_requ
 
 def test_fit_recovers_known_coefficients():
     truth = {"const": 9e6, "conv_nchwc": 3.0, "conv_repeat": 2.5, "conv_plain": 2.0, "fc": 1.5,
-             "big_conv_max": 4.0, "big_fc_max": 1.0, "arena": 1.1, "big": 1.0}
+             "big_conv_max": 4.0, "big_fc_max": 1.0, "arena": 1.1, "arena_heap": 0.4,
+             "big": 1.0}
     rows = []
-    for i in range(1, 9):
+    for i in range(1, 10):
         f = {"conv_nchwc": 1e6 * i, "conv_repeat": 3e6 * (i % 3), "conv_plain": 2e5 * (i % 4),
              "fc": 5e5 * (i % 5), "big": 0, "big_conv_max": 0, "big_fc_max": 0,
-             "arena": 4e6 * (i % 2) + 1e5 * i}
+             "arena": 4e6 * (i % 2) + 1e5 * i, "arena_heap": 2e6 * (i % 3 == 1)}
         rows.append((f, rm.evaluate(truth, f)))
     for size, kind in ((4e7, "big_conv_max"), (7e7, "big_fc_max")):
         f = {"conv_nchwc": 1e6, "conv_repeat": 0, "conv_plain": 0, "fc": 0, "big": size,
-             "big_conv_max": 0, "big_fc_max": 0, "arena": 1e5, kind: size}
+             "big_conv_max": 0, "big_fc_max": 0, "arena": 1e5, "arena_heap": 0, kind: size}
         rows.append((f, rm.evaluate(truth, f)))
     coef = rm.fit(rows)
     for name, value in truth.items():
@@ -128,8 +141,10 @@ def test_fit_recovers_known_coefficients():
 def test_prediction_needs_a_profile_with_a_memory_fit():
     report = analyze(_net(("a", "Convolution", ("data",), _conv(16))))
     assert rm.predict(report, {"kinds": {}}) is None
-    section = {"coef": {"const": 1e7, "conv_nchwc": 3.0, "arena": 1.0, "big": 1.0},
-               "nchwc": {"block": 16, "channel_multiple": 4}}
+    section = {"coef": {"const": 1e7, "conv_repeat": 3.0, "arena": 1.0, "arena_heap": 0.5,
+                        "big": 1.0}, "nchwc": {"block": 16, "channel_multiple": 4}}
+    # the 1 KiB weight is a "repeat" (below 1 MiB); its 4 KiB output sits in a 1 MiB arena
+    # region, above glibc's first mmap threshold (128 KiB): mapped on its own
     assert rm.predict(report, {"kinds": {}, "runtime_memory": section}) == \
         int(1e7 + 3.0 * 16 * 16 * 4 + 4096)
 

@@ -56,6 +56,8 @@ from analyzer.timing import fused_into, nnls
 
 MIB = 2**20
 HEAP_LIMIT_BYTES = 32 * MIB  # glibc's largest mmap threshold on 64-bit: bigger blocks are mapped
+MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's first mmap threshold
+SMALL_BYTES = MIB  # NCHWc conv weights below this count as repeats (see MemoryFeatures)
 ARENA_INITIAL_BYTES = MIB  # onnxruntime's BFC arena: first region, then powers of two
 ARENA_ROUND_BYTES = 256  # the arena rounds every allocation up to this
 ARENA_DEAD_BYTES = 128 * MIB  # the most a chunk may hold beyond its request (BFC default)
@@ -113,8 +115,13 @@ def measure_in_process(path: str, shapes: Mapping[str, Sequence[int]],
 
     ort = require_ort()
     rng = np.random.default_rng(0)
-    feeds = {name: rng.standard_normal(tuple(shape)).astype((dtypes or {}).get(name, "float32"))
-             for name, shape in shapes.items()}
+    feeds = {}
+    for name, shape in shapes.items():
+        dtype = np.dtype((dtypes or {}).get(name, "float32"))
+        # made in their own type: a float64 temporary, freed, would raise glibc's mmap
+        # threshold before the session and change what the session's memory costs
+        feeds[name] = (rng.standard_normal(tuple(shape), dtype=dtype)
+                       if dtype in (np.float32, np.float64) else np.zeros(tuple(shape), dtype))
     so = session_options(ort, threads)
     reset_peak_rss()
     before = rss("VmRSS")
@@ -271,14 +278,16 @@ class MemoryFeatures:
     """What a net's runtime memory is fitted on (bytes; see the module docstring)."""
 
     conv_nchwc: int  # reordered, channel-padded weights of NCHWc convs below the heap limit,
-    # the first of each size in the net
-    conv_repeat: int  # the same for weights whose size an earlier NCHWc conv weight had
+    # the first of each size (of 1 MiB or more) in the net
+    conv_repeat: int  # the same for weights below 1 MiB or of a size an earlier one had: the
+    # heap reuses the holes their load-time copies leave
     conv_plain: int  # weights of the other convolutions below the heap limit
     fc: int  # inner-product weights below the heap limit
     big: int  # every weight of HEAP_LIMIT_BYTES or more (conv or inner product)
     big_conv_max: int  # the largest such convolution weight (0: none)
     big_fc_max: int  # the largest such inner-product weight (0: none)
-    arena: int  # bytes of activation arena one run touches (simulated)
+    arena: int  # bytes one run touches in arena regions glibc maps on their own (simulated)
+    arena_heap: int  # bytes it touches in smaller regions, which glibc's heap may hold already
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -289,9 +298,10 @@ BASE_TERMS = ("const", "conv_nchwc", "conv_repeat", "conv_plain", "fc")
 # (measured: a 64 MiB fc and a 36 MiB conv add 1.0× their bytes to the loaded session).
 FIXED_TERMS = {"big": 1.0}
 LOAD_TERMS = ("big_conv_max", "big_fc_max")
-RUN_TERMS = ("arena",)
+RUN_TERMS = ("arena", "arena_heap")
 FORM = ("max(load, run); base = const + conv_nchwc + conv_repeat + conv_plain + fc + 1.0·big; "
-        "load = base + big_conv_max + big_fc_max; run = base + arena (each term times its coef)")
+        "load = base + big_conv_max + big_fc_max; run = base + arena + arena_heap "
+        "(each term times its coef)")
 
 
 def _weights(r: LayerResult, itemsize: int, rule: NchwcRule) -> tuple[str, int, int] | None:
@@ -323,21 +333,28 @@ def features(report: Report, rule: NchwcRule = NchwcRule(),
     acc = {"conv_nchwc": 0, "conv_repeat": 0, "conv_plain": 0, "fc": 0, "big": 0,
            "big_conv_max": 0, "big_fc_max": 0}
     seen: set[int] = set()
+    largest = 0
     for r in report.layers:
         w = _weights(r, itemsize, rule)
         if w is None:
             continue
         cls, raw, held = w
+        largest = max(largest, raw)
         if raw >= heap_limit:
             acc["big"] += raw
             top = "big_fc_max" if cls == "fc" else "big_conv_max"
             acc[top] = max(acc[top], raw)
-        elif cls == "conv_nchwc" and held in seen:
+        elif cls == "conv_nchwc" and (held in seen or held < SMALL_BYTES):
             acc["conv_repeat"] += held
         else:
             acc[cls] += held
             seen.add(held)
-    return MemoryFeatures(**acc, arena=arena_bytes(report, rule, fusions))
+    # glibc maps a block of its mmap threshold or more on its own; the threshold starts at
+    # 128 KiB and rises to the largest mapped block freed (up to the heap limit): while
+    # loading, a weight's parsed copy
+    threshold = min(heap_limit, max(MMAP_THRESHOLD_BYTES, largest))
+    mapped, heap = simulate_arena(report, rule, fusions).touched_split(threshold)
+    return MemoryFeatures(**acc, arena=mapped, arena_heap=heap)
 
 
 # ---------------------------------------------------------------------------------------
@@ -362,6 +379,7 @@ class _Arena:
     def __init__(self, initial: int = ARENA_INITIAL_BYTES) -> None:
         self.next_region = initial
         self.regions: list[list[list[int]]] = []  # per region: chunks [offset, size, free]
+        self.sizes: list[int] = []  # bytes of each region
         self.high: list[int] = []
 
     def alloc(self, nbytes: int) -> tuple[int, int]:
@@ -377,6 +395,7 @@ class _Arena:
                 self.next_region *= 2
                 grew = True
             self.regions.append([[0, self.next_region, 1]])
+            self.sizes.append(self.next_region)
             self.high.append(0)
             best = (self.next_region, len(self.regions) - 1, 0)
             if not grew:
@@ -408,10 +427,22 @@ class _Arena:
     def touched(self) -> int:
         return sum(self.high)
 
+    def touched_split(self, threshold: int) -> tuple[int, int]:
+        """Touched bytes in regions of ``threshold`` bytes or more, and in smaller ones."""
+        big = sum(h for h, n in zip(self.high, self.sizes) if n >= threshold)
+        return big, self.touched - big
+
 
 def arena_bytes(report: Report, rule: NchwcRule = NchwcRule(),
                 fusions: Iterable[Sequence[str]] = ()) -> int:
-    """Bytes of activation arena one run of ``report``'s net touches, simulated.
+    """Bytes of activation arena one run of ``report``'s net touches, simulated
+    (:func:`simulate_arena`)."""
+    return simulate_arena(report, rule, fusions).touched
+
+
+def simulate_arena(report: Report, rule: NchwcRule = NchwcRule(),
+                   fusions: Iterable[Sequence[str]] = ()) -> _Arena:
+    """The activation arena after one run of ``report``'s net, simulated.
 
     Layers run in order; a layer's outputs are allocated before it runs and its inputs freed
     after their last reader. No allocation: the net's inputs (the caller's), a reshape or
@@ -469,7 +500,7 @@ def arena_bytes(report: Report, rule: NchwcRule = NchwcRule(),
                 arena.free(arena.alloc(r.workspace_bytes))
         for sid in [s for s, d in death.items() if d <= i and s in handle]:
             arena.free(handle.pop(sid))
-    return arena.touched
+    return arena
 
 
 # ---------------------------------------------------------------------------------------
@@ -621,10 +652,10 @@ def _basic(widths: Sequence[int] = (48, 96, 192, 384), blocks: Sequence[int] = (
 
 
 def _bottleneck(widths: Sequence[int] = (256, 512, 1024, 2048),
-                blocks: Sequence[int] = (1, 2, 3, 1), label: str = "bottleneck") -> Net:
+                blocks: Sequence[int] = (1, 2, 3, 1)) -> Net:
     """A ResNet-50-like net of bottleneck blocks (1×1 and 3×3 convs): many 1×1 weights of
     0.25–4 MiB and 3×3 ones up to 9 MiB."""
-    b = _Builder(label, (1, 3, 224, 224))
+    b = _Builder("bottleneck", (1, 3, 224, 224))
     x = b.conv("data", 64, 7, 2)
     x = b.add("Pooling", [x], method="MAX", kernel=(3,), stride=(2,), pad=(1,))
     for stage, (c, n) in enumerate(zip(widths, blocks)):
@@ -713,7 +744,6 @@ def probe_nets() -> list[Probe]:
     the sizes nets have them, and activations at batch 1 and 8."""
     return [Probe("overhead", _overhead(), (1,)), Probe("basic", _basic(), (1, 8)),
             Probe("bottleneck", _bottleneck(), (1, 8)),
-            Probe("deep", _bottleneck((128, 256, 512, 1024), (1, 1, 8, 1), "deep"), (1, 8)),
             Probe("mobile", _mobile(), (1, 8)),
             Probe("plain", _plain(), (1, 8)), Probe("fc", _fc(), (1,)),
             Probe("big fc", _big_fc(), (1,)), Probe("big conv", _big_conv(), (1,))]
@@ -759,22 +789,6 @@ def points_rows(points: Sequence[Mapping[str, Any]]) -> list[tuple[dict[str, flo
     return [(p["features"], float(p["measured_bytes"])) for p in points]
 
 
-def leave_one_out(points: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Errors on each probe net's points when the fit leaves that net out."""
-    labels = sorted({p["label"] for p in points})
-    held: list[tuple[Mapping[str, float], float]] = []
-    preds: list[tuple[Mapping[str, float], float]] = []
-    for label in labels:
-        train = points_rows([p for p in points if p["label"] != label])
-        test = points_rows([p for p in points if p["label"] == label])
-        coef = fit(train)
-        held += test
-        preds += [({"__pred": evaluate(coef, f)}, m) for f, m in test]
-    rel = sorted(abs(f["__pred"] - m) / m for f, m in preds if m > 0)
-    return {"median_rel_error": round(rel[len(rel) // 2], 4), "max_rel_error": round(rel[-1], 4),
-            "points": len(rel)} if rel else {}
-
-
 def calibrate_section(points: Sequence[Mapping[str, Any]], rule: NchwcRule,
                       heap_limit: int = HEAP_LIMIT_BYTES) -> dict[str, Any]:
     """The profile's ``runtime_memory`` entry from measured probe points."""
@@ -786,7 +800,8 @@ def calibrate_section(points: Sequence[Mapping[str, Any]], rule: NchwcRule,
         "heap_limit_bytes": heap_limit,
         "coef": coef,
         "quality": {"in_sample": errors(coef, points_rows(points)),
-                    "leave_one_net_out": leave_one_out(points)},
+                    "note": "fitted and checked on the probe nets; checked on the shared nets "
+                            "by benchmarks/bench_runtime_memory.py (docs/runtime_memory.md)"},
         "points": [{k: p[k] for k in ("label", "batch", "features", "measured_bytes")}
                    for p in points],
     }
