@@ -690,7 +690,8 @@ def main(argv: Sequence[str]) -> int:
     measured = run_plan(plan(args.quick, args.seed), args.threads)
     from analyzer.timing.runtime_memory import calibrate as calibrate_memory
 
-    measured["runtime_memory"] = calibrate_memory(measured["fusions"], args.threads)
+    measured["runtime_memory"] = calibrate_memory(measured["fusions"], args.threads,
+                                                  args.quick)
     profile = build_profile(name, measured, args.threads, args.quick,
                             time.perf_counter() - start)
     try:

@@ -8,7 +8,7 @@ prediction comes from a memory fit on calibration probe nets only:
 
 - ``--device P``: P's ``runtime_memory`` fit (and its fusions);
 - ``--device P --refit``: measure the probe nets now (P's fusions) and fit them;
-- neither: ``cnnstat calibrate --quick`` into a temporary profile first.
+- neither: ``cnnstat calibrate`` (``--quick``: its quick grid) into a temporary profile.
 
 ``--record FILE`` writes the probe points and every net's features and readings as JSON
 (what ``tests/test_runtime_memory.py`` refits from). ``--repeats N`` measures each net N times
@@ -56,7 +56,7 @@ def _profile(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
 
         path = str(Path(tmp) / "bench-cpu.json")
         t0 = time.perf_counter()
-        calibrate(["-o", path, "--quick"])
+        calibrate(["-o", path, "--quick"] if args.quick else ["-o", path])
         print(f"calibration took {time.perf_counter() - t0:.0f} s")
     else:
         path = args.device
@@ -65,7 +65,8 @@ def _profile(args: argparse.Namespace, tmp: str) -> dict[str, Any]:
     data = dict(load_profile(path).data)
     if args.refit or "runtime_memory" not in data:
         t0 = time.perf_counter()
-        data["runtime_memory"] = rm.calibrate(data.get("fusions", ()), args.threads)
+        data["runtime_memory"] = rm.calibrate(data.get("fusions", ()), args.threads,
+                                              args.quick)
         print(f"memory probes took {time.perf_counter() - t0:.0f} s")
     return data
 
@@ -74,6 +75,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", help="a profile .json (default: calibrate --quick now)")
     ap.add_argument("--refit", action="store_true", help="measure the memory probes again")
+    ap.add_argument("--quick", action="store_true",
+                    help="as calibrate --quick: 2 runs per probe instead of 3")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1, help="runs per net and batch (median)")
     ap.add_argument("--batches", default="1,8")

@@ -57,7 +57,7 @@ from analyzer.timing import fused_into, nnls
 MIB = 2**20
 HEAP_LIMIT_BYTES = 32 * MIB  # glibc's largest mmap threshold on 64-bit: bigger blocks are mapped
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's first mmap threshold
-SMALL_BYTES = MIB  # NCHWc conv weights below this count as repeats (see MemoryFeatures)
+SMALL_BYTES = MIB  # NCHWc conv weights below this count as repeats (MemoryFeatures)
 ARENA_INITIAL_BYTES = MIB  # onnxruntime's BFC arena: first region, then powers of two
 ARENA_ROUND_BYTES = 256  # the arena rounds every allocation up to this
 ARENA_DEAD_BYTES = 128 * MIB  # the most a chunk may hold beyond its request (BFC default)
@@ -277,10 +277,10 @@ def detect_nchwc() -> NchwcRule:
 class MemoryFeatures:
     """What a net's runtime memory is fitted on (bytes; see the module docstring)."""
 
-    conv_nchwc: int  # reordered, channel-padded weights of NCHWc convs below the heap limit,
-    # the first of each size (of 1 MiB or more) in the net
-    conv_repeat: int  # the same for weights below 1 MiB or of a size an earlier one had: the
-    # heap reuses the holes their load-time copies leave
+    conv_nchwc: int  # reordered, channel-padded weights of NCHWc convs below the heap limit:
+    # the first weight of each size from 1 MiB up
+    conv_repeat: int  # the others: below 1 MiB, or of a size an earlier weight had (the heap
+    # reuses the holes the load-time copies of such weights leave)
     conv_plain: int  # weights of the other convolutions below the heap limit
     fc: int  # inner-product weights below the heap limit
     big: int  # every weight of HEAP_LIMIT_BYTES or more (conv or inner product)
@@ -751,11 +751,15 @@ def probe_nets() -> list[Probe]:
 
 def measure_probes(probes: Sequence[Probe], rule: NchwcRule,
                    fusions: Iterable[Sequence[str]], threads: int = 0, parallel: int = 2,
-                   heap_limit: int = HEAP_LIMIT_BYTES,
+                   heap_limit: int = HEAP_LIMIT_BYTES, repeats: int = 3,
                    progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Measure every probe at each of its batches (``parallel`` processes at a time: memory,
-    unlike time, does not suffer from a neighbour). One dict per point: label, batch,
-    features, measured bytes and the raw readings."""
+    """Measure every probe at each of its batches, ``repeats`` times in fresh processes
+    (``parallel`` at a time: memory, unlike time, does not suffer from a neighbour), and keep
+    the median: the same session takes a few % more or less from one process to the next
+    (address-space randomization changes the order onnxruntime walks its graph in; without
+    it every run of a file gives the same bytes). One dict per point: label, batch,
+    features, measured bytes (the median) and every reading."""
+    import statistics
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
@@ -773,16 +777,22 @@ def measure_probes(probes: Sequence[Probe], rule: NchwcRule,
                 f = features(report, rule, fusions, heap_limit)
                 jobs.append((probe.label, batch, f, path, dict(ex.inputs)))
 
-        def run(job: tuple[str, int, MemoryFeatures, str, dict[str, Shape]]) -> dict[str, Any]:
-            label, batch, f, path, shapes = job
+        def run(job: tuple[str, int, MemoryFeatures, str, dict[str, Shape]]) -> MemoryRun:
+            label, batch, _, path, shapes = job
             m = measure_isolated(path, shapes, {n: "float32" for n in shapes}, threads)
             if progress:
                 progress(f"{label} b{batch}")
-            return {"label": label, "batch": batch, "features": f.as_dict(),
-                    "measured_bytes": m.runtime_bytes, "readings": asdict(m)}
+            return m
 
         with ThreadPoolExecutor(max_workers=max(parallel, 1)) as pool:
-            return list(pool.map(run, jobs))
+            runs = list(pool.map(run, [job for job in jobs for _ in range(max(repeats, 1))]))
+    out = []
+    for k, (label, batch, f, _, _) in enumerate(jobs):
+        mine = runs[k * max(repeats, 1):(k + 1) * max(repeats, 1)]
+        out.append({"label": label, "batch": batch, "features": f.as_dict(),
+                    "measured_bytes": int(statistics.median(m.runtime_bytes for m in mine)),
+                    "readings": [m.runtime_bytes for m in mine]})
+    return out
 
 
 def points_rows(points: Sequence[Mapping[str, Any]]) -> list[tuple[dict[str, float], float]]:
@@ -802,16 +812,19 @@ def calibrate_section(points: Sequence[Mapping[str, Any]], rule: NchwcRule,
         "quality": {"in_sample": errors(coef, points_rows(points)),
                     "note": "fitted and checked on the probe nets; checked on the shared nets "
                             "by benchmarks/bench_runtime_memory.py (docs/runtime_memory.md)"},
-        "points": [{k: p[k] for k in ("label", "batch", "features", "measured_bytes")}
-                   for p in points],
+        "points": [{k: p[k] for k in ("label", "batch", "features", "measured_bytes",
+                                      "readings") if k in p} for p in points],
     }
 
 
-def calibrate(fusions: Iterable[Sequence[str]], threads: int = 0, parallel: int = 2,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Detect the NCHWc rule, measure the probe nets and fit: the ``runtime_memory`` entry."""
+def calibrate(fusions: Iterable[Sequence[str]], threads: int = 0, quick: bool = False,
+              parallel: int = 2, progress: Callable[[str], None] | None = None
+              ) -> dict[str, Any]:
+    """Detect the NCHWc rule, measure the probe nets (3 runs each, 2 with ``quick``) and fit:
+    the profile's ``runtime_memory`` entry."""
     rule = detect_nchwc()
-    points = measure_probes(probe_nets(), rule, fusions, threads, parallel, progress=progress)
+    points = measure_probes(probe_nets(), rule, fusions, threads, parallel,
+                            repeats=2 if quick else 3, progress=progress)
     return calibrate_section(points, rule)
 
 
