@@ -20,19 +20,21 @@ copies) costs more.
 
 **The model** (:data:`FORM`), all features from cnnstat's analysis (:func:`features`)::
 
-    base     = const + a_nchwc·conv_nchwc + a_plain·conv_plain + a_fc·fc + a_big·big
+    base     = const + a_nchwc·conv_nchwc + a_plain·conv_plain + a_fc·fc + 1.0·big
     load     = base + t_conv·big_conv_max + t_fc·big_fc_max
-    run      = base + a_arena·arena
+    run      = base + a_arena·arena + a_heap·arena_heap
     runtime  = max(load, run)
 
 ``conv_nchwc`` are the (channel-padded) weights of the convolutions the runtime reorders to
 its NCHWc layout (the rule is detected per machine: :func:`detect_nchwc`), ``conv_plain`` the
 other convolutions' weights, ``fc`` the inner products' weights, ``big`` every weight of
-32 MiB or more (counted there only), ``*_max`` the largest such weight, and ``arena`` the
-bytes an arena like onnxruntime's touches in one run (:func:`arena_bytes`, a simulation over
-the net's tensors: fused layers and element-wise layers whose input dies write in place,
-reshapes alias, 4-D tensors padded to the NCHWc block). The coefficients are fitted by
-``cnnstat calibrate`` on small probe nets (:func:`probe_nets`), never on the nets it predicts.
+32 MiB or more (counted there only, held once), ``*_max`` the largest such weight, and
+``arena``/``arena_heap`` the bytes an arena like onnxruntime's touches in one run
+(:func:`simulate_arena`: fused layers and element-wise layers whose input dies write in
+place, reshapes alias, 4-D tensors are padded to the NCHWc block) in regions glibc maps on
+their own and in smaller ones its heap may already hold. The coefficients are fitted by
+``cnnstat calibrate`` on small probe nets (:func:`probe_nets`), never on the nets it predicts;
+docs/runtime_memory.md has the measurements behind each term and the accuracy.
 
 All sizes are bytes.
 """
@@ -57,7 +59,6 @@ from analyzer.timing import fused_into, nnls
 MIB = 2**20
 HEAP_LIMIT_BYTES = 32 * MIB  # glibc's largest mmap threshold on 64-bit: bigger blocks are mapped
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's first mmap threshold
-SMALL_BYTES = MIB  # NCHWc conv weights below this count as repeats (MemoryFeatures)
 ARENA_INITIAL_BYTES = MIB  # onnxruntime's BFC arena: first region, then powers of two
 ARENA_ROUND_BYTES = 256  # the arena rounds every allocation up to this
 ARENA_DEAD_BYTES = 128 * MIB  # the most a chunk may hold beyond its request (BFC default)
@@ -277,10 +278,7 @@ def detect_nchwc() -> NchwcRule:
 class MemoryFeatures:
     """What a net's runtime memory is fitted on (bytes; see the module docstring)."""
 
-    conv_nchwc: int  # reordered, channel-padded weights of NCHWc convs below the heap limit:
-    # the first weight of each size from 1 MiB up
-    conv_repeat: int  # the others: below 1 MiB, or of a size an earlier weight had (the heap
-    # reuses the holes the load-time copies of such weights leave)
+    conv_nchwc: int  # reordered, channel-padded weights of NCHWc convs below the heap limit
     conv_plain: int  # weights of the other convolutions below the heap limit
     fc: int  # inner-product weights below the heap limit
     big: int  # every weight of HEAP_LIMIT_BYTES or more (conv or inner product)
@@ -293,13 +291,13 @@ class MemoryFeatures:
         return asdict(self)
 
 
-BASE_TERMS = ("const", "conv_nchwc", "conv_repeat", "conv_plain", "fc")
+BASE_TERMS = ("const", "conv_nchwc", "conv_plain", "fc")
 # Terms with a fixed coefficient: a weight above the heap limit is held once after loading
 # (measured: a 64 MiB fc and a 36 MiB conv add 1.0× their bytes to the loaded session).
 FIXED_TERMS = {"big": 1.0}
 LOAD_TERMS = ("big_conv_max", "big_fc_max")
 RUN_TERMS = ("arena", "arena_heap")
-FORM = ("max(load, run); base = const + conv_nchwc + conv_repeat + conv_plain + fc + 1.0·big; "
+FORM = ("max(load, run); base = const + conv_nchwc + conv_plain + fc + 1.0·big; "
         "load = base + big_conv_max + big_fc_max; run = base + arena + arena_heap "
         "(each term times its coef)")
 
@@ -330,9 +328,8 @@ def features(report: Report, rule: NchwcRule = NchwcRule(),
              heap_limit: int = HEAP_LIMIT_BYTES) -> MemoryFeatures:
     """The memory features of an analysed net (see :class:`MemoryFeatures`)."""
     itemsize = DTYPE_BYTES.get(report.dtype, 4)
-    acc = {"conv_nchwc": 0, "conv_repeat": 0, "conv_plain": 0, "fc": 0, "big": 0,
-           "big_conv_max": 0, "big_fc_max": 0}
-    seen: set[int] = set()
+    acc = {"conv_nchwc": 0, "conv_plain": 0, "fc": 0, "big": 0, "big_conv_max": 0,
+           "big_fc_max": 0}
     largest = 0
     for r in report.layers:
         w = _weights(r, itemsize, rule)
@@ -344,11 +341,8 @@ def features(report: Report, rule: NchwcRule = NchwcRule(),
             acc["big"] += raw
             top = "big_fc_max" if cls == "fc" else "big_conv_max"
             acc[top] = max(acc[top], raw)
-        elif cls == "conv_nchwc" and (held in seen or held < SMALL_BYTES):
-            acc["conv_repeat"] += held
         else:
             acc[cls] += held
-            seen.add(held)
     # glibc maps a block of its mmap threshold or more on its own; the threshold starts at
     # 128 KiB and rises to the largest mapped block freed (up to the heap limit): while
     # loading, a weight's parsed copy
