@@ -59,6 +59,9 @@ class Totals:
     workspace_bytes: int  # Caffe: one buffer per layer, summed
     workspace_shared_bytes: int  # one shared buffer: the largest
     time_ms: float | None = None
+    # resident bytes onnxruntime adds to load the net and run it once, predicted by a
+    # calibrated CPU profile's memory fit (None: no such profile)
+    runtime_peak_bytes: int | None = None
 
     def data(self, convention: str) -> int:
         """Data bytes: every top (``caffe``) or the liveness peak (``peak``)."""

@@ -80,6 +80,10 @@ def _totals(d: Mapping[str, Any]) -> str:
                  nbytes(mem["workspace_bytes"]), f"{mem['workspace_bytes']:,} B"),
             _fig("workspace (shared)", mem["workspace_shared_bytes"],
                  nbytes(mem["workspace_shared_bytes"]), f"{mem['workspace_shared_bytes']:,} B")]
+    runtime = mem.get("runtime_peak_bytes")
+    if runtime is not None:
+        figs.append(_fig("runtime memory (onnxruntime)", runtime, nbytes(runtime),
+                         f"{runtime:,} B: predicted resident growth to load and run once"))
     if t["time_ms"] is not None:
         figs.insert(0, _fig("time (ms)", t["time_ms"], _ms(t["time_ms"]),
                             f"predicted forward time on {d['device']}"))

@@ -87,7 +87,8 @@ def to_dict(report: Report, rows: Sequence[LayerResult] | None = None) -> dict[s
             "memory": {"params_bytes": t.params_bytes, "data_bytes": t.data_bytes,
                        "data_peak_bytes": t.data_peak_bytes,
                        "workspace_bytes": t.workspace_bytes,
-                       "workspace_shared_bytes": t.workspace_shared_bytes},
+                       "workspace_shared_bytes": t.workspace_shared_bytes,
+                       "runtime_peak_bytes": t.runtime_peak_bytes},
             "time_ms": t.time_ms,
         },
         "warnings": list(report.warnings),
@@ -157,11 +158,18 @@ def to_markdown(report: Report, rows: Sequence[LayerResult]) -> str:
         cells.append(f"{t.time_ms:.3f}")
     lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"data peak (liveness) {nbytes(t.data_peak_bytes)} · shared workspace "
-              f"{nbytes(t.workspace_shared_bytes)} · params {nbytes(t.params_bytes)}"]
+              f"{nbytes(t.workspace_shared_bytes)} · params {nbytes(t.params_bytes)}"
+              + (f" · {_runtime_line(report)}" if t.runtime_peak_bytes is not None else "")]
     return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- rich table
+
+
+def _runtime_line(report: Report) -> str:
+    """The predicted runtime memory, beside (not part of) the three parts above."""
+    return (f"runtime memory on {report.device}: {nbytes(report.totals.runtime_peak_bytes or 0)} "
+            "(predicted resident growth of onnxruntime to load the model and run it once)")
 
 
 def _data_summary(report: Report) -> str:
@@ -309,6 +317,8 @@ def to_table(report: Report, rows: Sequence[LayerResult], console: Any,
     console.print(f"params: {t.params:,} learnable"
                   + (f" + {t.stats:,} statistics" if t.stats else "")
                   + f" = {nbytes(t.params_bytes)}", highlight=False)
+    if t.runtime_peak_bytes is not None:
+        console.print(_runtime_line(report), highlight=False)
     console.print(f"[dim]{escape(h[2])}[/]", highlight=False)
     everyone = [r.layer.name for r in report.layers]  # rows may be only the --top ones
     shown = {**dict(zip(everyone, short_names(everyone))), **shown}

@@ -12,6 +12,7 @@ from analyzer.commands.options import Parser
 from analyzer.errors import CnnstatError
 from analyzer.timing.calibrate import build_profile, default_output, plan, run_plan
 from analyzer.timing.runtime import require_ort
+from analyzer.timing.runtime_memory import calibrate as calibrate_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,8 @@ def main(argv: Sequence[str]) -> int:
     name = out.stem
     start = time.perf_counter()
     measured = run_plan(plan(args.quick, args.seed), args.threads)
+    measured["runtime_memory"] = calibrate_memory(measured["fusions"], args.threads,
+                                                  args.quick)
     profile = build_profile(name, measured, args.threads, args.quick,
                             time.perf_counter() - start)
     try:
@@ -51,6 +54,11 @@ def main(argv: Sequence[str]) -> int:
           f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
           f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
           f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
+    memory = profile.get("runtime_memory", {}).get("quality", {}).get("in_sample", {})
+    if memory:
+        print(f"runtime memory: fitted on {memory['points']} probe runs; median error "
+              f"{memory['median_rel_error'] * 100:.1f} %, worst "
+              f"{memory['max_rel_error'] * 100:.1f} %")
     state = profile.get("probe", {})
     if state:
         print(f"machine state: probe {state['ms']:.3f} ms; {state['readings_in_state']} of "

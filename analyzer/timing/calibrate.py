@@ -626,6 +626,8 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
     if "quality" in check and "holdout_per_layer" in check["quality"]:
         profile["quality"]["holdout_per_layer"] = check["quality"]["holdout_per_layer"]
         profile["quality"]["holdout_note"] = "fitted on 4/5 of the grid, checked on the rest"
+    if "runtime_memory" in measured:  # analyzer.timing.runtime_memory's fit
+        profile["runtime_memory"] = measured["runtime_memory"]
     if "probe" in measured:
         chains = measured["per_layer_overhead_ms"]
         gap = probe_gap_ms(profile, measured["probe"]["ms"])

@@ -11,8 +11,10 @@ graph optimizations, default thread count) unless ``--threads`` pins the count.
   onnxruntime fused (Conv+BatchNorm+ReLU → one node) is charged to the first layer of the
   chain; the others show as fused (0 ms). Runtime-inserted nodes (layout reorders) are
   listed apart.
-- **memory**: the peak resident set of the process that runs the session, beside
-  cnnstat's predicted params + peak data + shared workspace.
+- **memory**: what onnxruntime adds to the resident set to load the model and run it once,
+  in a fresh process (:func:`analyzer.timing.runtime_memory.measure_isolated`: peak RSS
+  less RSS before the session), beside the profile's prediction of it (when the profile
+  has a memory fit) and cnnstat's params + peak data + shared workspace.
 
 Times are milliseconds, memory bytes.
 """
@@ -143,7 +145,7 @@ def tensor_layers(report: Report) -> dict[str, str]:
 # Preparing a model file to run.
 
 
-def _runnable_onnx(path: str, tmp: str) -> str:
+def runnable_onnx(path: str, tmp: str) -> str:
     """``path`` itself, or a copy in ``tmp`` whose absent external weights are random."""
     import onnx
     from onnx import external_data_helper, numpy_helper
@@ -192,7 +194,7 @@ class Prepared:
 def prepare(report: Report, tmp: str, seed: int = 0) -> Prepared:
     """Write a runnable ONNX file for ``report``'s net into ``tmp``."""
     if report.net.format == "onnx":
-        path = _runnable_onnx(report.net.path, tmp)
+        path = runnable_onnx(report.net.path, tmp)
         names = {r.layer.name: r.layer.name for r in report.layers}
         return Prepared(path, dict(report.inputs), names, tensor_layers(report))
     from analyzer.timing.lower import export
@@ -231,8 +233,8 @@ class Comparison:
     measured_layers_ms: float  # sum of profiled node times
     runtime_nodes_ms: float  # profiled nodes no layer computes (reorders, shape arithmetic)
     predicted_memory_bytes: int  # params + peak data + shared workspace
-    measured_rss_bytes: int  # peak RSS growth from creating and running the session
-    peak_rss_bytes: int
+    measured_rss_bytes: int  # peak RSS growth to create the session from the file, run once
+    peak_rss_bytes: int  # that process's peak RSS
     load_average: float = 0.0  # 1-minute load average before measuring (other processes)
     runs: int = 0  # timed runs behind the measured median
     measured_min_ms: float = 0.0  # the fastest run: the machine undisturbed by others
@@ -240,6 +242,14 @@ class Comparison:
     probe_ms: float = 0.0  # the probe around the kept session (analyzer.timing.probe)
     sessions_set_aside: int = 0  # sessions run while the probe showed another state
     state_matched: bool = True  # False: no session ran in the calibration's state
+    predicted_runtime_bytes: int | None = None  # the profile's memory fit (None: it has none)
+
+    @property
+    def memory_error_pct(self) -> float | None:
+        if self.predicted_runtime_bytes is None or not self.measured_rss_bytes:
+            return None
+        return 100.0 * (self.predicted_runtime_bytes - self.measured_rss_bytes) / \
+            self.measured_rss_bytes
 
     @property
     def error_pct(self) -> float:
@@ -261,6 +271,7 @@ def compare(report: Report, device: str, threads: int | None = None,
     """
     from analyzer.timing.probe import Probe, profile_reference, same_state
     from analyzer.timing.profile import load_profile, predict_report, timing_key
+    from analyzer.timing.runtime_memory import measure_isolated
 
     require_ort()
     profile = load_profile(device)
@@ -286,6 +297,7 @@ def compare(report: Report, device: str, threads: int | None = None,
                 aside.append((run, worse))
                 if time.monotonic() > deadline and len(aside) >= sessions:
                     break
+        memory = measure_isolated(prep.path, prep.shapes, threads=threads)
     matched = bool(kept)
     chosen = sorted(kept or aside, key=lambda rp: rp[0].wall_ms)
     run, probe_ms = chosen[len(chosen) // 2]
@@ -307,9 +319,9 @@ def compare(report: Report, device: str, threads: int | None = None,
         report.net.name, profile.name, threads, tuple(rows), predicted.totals.time_ms or 0.0,
         run.wall_ms, sum(att.layer_ms.values()), sum(att.runtime_ms.values()),
         t.params_bytes + t.data_peak_bytes + t.workspace_shared_bytes,
-        max(run.rss_peak_bytes - run.rss_before_bytes, 0), run.rss_peak_bytes, load,
+        memory.runtime_bytes, memory.peak_once, load,
         len(run.wall_all_ms), min(run.wall_all_ms), ref, probe_ms,
-        len(aside) if matched else 0, matched)
+        len(aside) if matched else 0, matched, predicted.totals.runtime_peak_bytes)
 
 
 def _pct(pred: float, meas: float | None) -> str:
@@ -346,6 +358,8 @@ def by_class(c: Comparison) -> list[ClassSum]:
 def to_json(c: Comparison) -> str:
     data = asdict(c)
     data["error_pct"] = round(c.error_pct, 2)
+    mem = c.memory_error_pct
+    data["memory_error_pct"] = None if mem is None else round(mem, 2)
     data["by_class"] = [asdict(x) for x in by_class(c)]
     return json.dumps(data, indent=1) + "\n"
 
@@ -376,11 +390,16 @@ def print_table(c: Comparison, console: Any) -> None:
     console.print(classes)
     mib = 1024 * 1024
     console.print(f"profiled nodes {c.measured_layers_ms:.3f} ms (+ {c.runtime_nodes_ms:.3f} ms "
-                  f"in nodes no layer computes: layout reorders, shape arithmetic); "
-                  f"memory: predicted "
-                  f"{c.predicted_memory_bytes / mib:.1f} MiB (params + peak data + workspace), "
-                  f"measured RSS growth {c.measured_rss_bytes / mib:.1f} MiB "
-                  f"(peak RSS {c.peak_rss_bytes / mib:.1f} MiB)")
+                  f"in nodes no layer computes: layout reorders, shape arithmetic)")
+    if c.predicted_runtime_bytes is None:
+        said = f"not predicted ({c.device} has no memory fit: run cnnstat calibrate)"
+    else:
+        said = (f"predicted {c.predicted_runtime_bytes / mib:.1f} MiB, measured "
+                f"{c.measured_rss_bytes / mib:.1f} MiB "
+                f"({_pct(c.predicted_runtime_bytes, c.measured_rss_bytes)})")
+    console.print(f"runtime memory (onnxruntime's resident growth to load the model and run "
+                  f"it once): {said}; cnnstat's params + peak data + shared workspace: "
+                  f"{c.predicted_memory_bytes / mib:.1f} MiB")
     if c.probe_reference_ms:
         ratio = c.probe_ms / c.probe_reference_ms
         state = (f"machine state: probe {c.probe_ms:.3f} ms vs {c.probe_reference_ms:.3f} ms at "

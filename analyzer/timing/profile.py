@@ -44,6 +44,8 @@ import numpy as np
 from analyzer.analysis import LayerResult, Report
 from analyzer.errors import CnnstatError
 from analyzer.layers.shapes import conv_geometry
+from analyzer.timing.fusions import fused_into
+from analyzer.timing.nnls import nnls
 
 DEVICES_DIR = Path(__file__).resolve().parents[1] / "devices"
 LOCAL_DIR = Path.home() / ".config" / "cnnstat" / "devices"
@@ -208,33 +210,6 @@ class Profile:
 
 # ---------------------------------------------------------------------------------------
 # Fitting.
-
-
-def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
-    """Non-negative least squares min ||a·x − b|| with x ≥ 0 (Lawson–Hanson active set)."""
-    rows, cols = a.shape
-    x = np.zeros(cols)
-    passive = np.zeros(cols, dtype=bool)
-    grad = a.T @ (b - a @ x)
-    tol = 1e-12 * max(1.0, float(np.abs(grad).max(initial=0.0)))
-    for _ in range(max_iter):
-        if passive.all() or grad[~passive].max(initial=-1.0) <= tol:
-            break
-        cand = np.where(~passive, grad, -np.inf)
-        passive[int(np.argmax(cand))] = True
-        while True:
-            z = np.zeros(cols)
-            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
-            if (z[passive] > 0).all():
-                x = z
-                break
-            neg = passive & (z <= 0)
-            alpha = np.min(x[neg] / (x[neg] - z[neg]))
-            x = x + alpha * (z - x)
-            passive &= x > 1e-15
-            x[~passive] = 0.0
-        grad = a.T @ (b - a @ x)
-    return x
 
 
 @dataclass(frozen=True)
@@ -513,25 +488,6 @@ def predict_layer(profile: Profile, layer: LayerResult) -> tuple[float, str | No
     return 0.0, f"no '{kind}' timings on {profile.name} and no fallback: counted as 0 ms"
 
 
-def fused_into(results: Sequence[LayerResult], fusions: set[tuple[str, str]]) -> list[int | None]:
-    """For each layer, the index of the layer it is fused into (None if it runs alone).
-
-    A layer of kind B directly after a layer of kind A, reading its top as any of its
-    inputs, is fused when (A, B) is listed; a chain (Conv → BatchNorm → ReLU) fuses into its
-    first layer's kind. Any input: a residual Add reads the shortcut first in torchvision's
-    graphs and second in Caffe's ResNets, and onnxruntime fuses both (15 of the 16 in
-    ResNet-50, measured).
-    """
-    owner: list[int | None] = [None] * len(results)
-    for i in range(1, len(results)):
-        prev, cur = results[i - 1].layer, results[i].layer
-        root = owner[i - 1] if owner[i - 1] is not None else i - 1
-        pairs = {(results[root].layer.kind, cur.kind), (prev.kind, cur.kind)}
-        if pairs & fusions and any(b in prev.tops for b in cur.bottoms):
-            owner[i] = root
-    return owner
-
-
 def predict_report(report: Report, spec: str | Profile) -> Report:
     """The report with ``time_ms`` per layer and in total on a device profile.
 
@@ -567,5 +523,9 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
     if overhead:
         warnings.append(f"total time includes {len(layers)} × {profile.overhead_ms * 1000:.1f} µs "
                         f"per-layer overhead of {profile.name}")
-    return replace(report, layers=tuple(layers), totals=replace(report.totals, time_ms=total),
+    from analyzer.timing.runtime_memory import predict as predict_memory
+
+    runtime = predict_memory(report, profile.data)
+    return replace(report, layers=tuple(layers),
+                   totals=replace(report.totals, time_ms=total, runtime_peak_bytes=runtime),
                    warnings=tuple(warnings), device=profile.name)
