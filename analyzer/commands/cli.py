@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analyzer import __version__
-from analyzer.commands.options import Parser, add_model_options, analyze_path, write_output
+from analyzer.commands.options import (
+    Parser,
+    add_model_options,
+    analyze_path,
+    write_output,
+    write_rich,
+)
 from analyzer.errors import CnnstatError
 from analyzer.render import SORT_KEYS, select, to_csv, to_json, to_markdown, to_table
 
@@ -61,19 +67,8 @@ def run_analyze(argv: Sequence[str]) -> int:
     elif args.format == "markdown":
         write_output(to_markdown(report, rows), args.output)
     else:
-        from rich.console import Console
-
-        if args.output:
-            try:
-                with open(args.output, "w", encoding="utf-8") as fh:
-                    to_table(report, rows, Console(file=fh, width=200), args.verbose)
-            except OSError as e:
-                raise CnnstatError(f"cannot write: {e.strerror}", args.output) from None
-        else:
-            console = Console()
-            if not console.is_terminal:  # piped: never squeeze columns away
-                console = Console(width=200)
-            to_table(report, rows, console, args.verbose)
+        write_rich(lambda console: to_table(report, rows, console, args.verbose), args.output,
+                   width=200)
     return 0
 
 

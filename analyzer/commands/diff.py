@@ -39,6 +39,7 @@ from analyzer.commands.options import (
     analyze_path,
     options_from,
     write_output,
+    write_rich,
 )
 from analyzer.errors import CnnstatError
 from analyzer.render import count, nbytes, shape_str
@@ -703,18 +704,6 @@ def main(argv: Sequence[str]) -> int:
     elif args.format == "markdown":
         write_output(to_markdown(nd), args.output)
     else:
-        from rich.console import Console
-
-        if args.output:
-            try:
-                with open(args.output, "w", encoding="utf-8") as fh:
-                    to_table(nd, Console(file=fh, width=160))
-            except OSError as e:
-                raise CnnstatError(f"cannot write: {e.strerror}", args.output) from None
-        else:
-            console = Console()
-            if not console.is_terminal:
-                console = Console(width=160)
-            to_table(nd, console)
+        write_rich(lambda console: to_table(nd, console), args.output)
     return 0
 

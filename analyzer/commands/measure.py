@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from analyzer.commands.options import Parser, add_model_options, analyze_path, write_output
+from analyzer.commands.options import (
+    Parser,
+    add_model_options,
+    analyze_path,
+    write_output,
+    write_rich,
+)
 from analyzer.errors import CnnstatError
 from analyzer.timing.measure import compare, print_table, to_json
 from analyzer.timing.runtime import require_ort
@@ -54,12 +60,5 @@ def main(argv: Sequence[str]) -> int:
     if args.format == "json":
         write_output(to_json(c), args.output)
         return 0
-    from rich.console import Console
-
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            print_table(c, Console(file=fh, width=160))
-    else:
-        console = Console()
-        print_table(c, console if console.is_terminal else Console(width=160))
+    write_rich(lambda console: print_table(c, console), args.output)
     return 0

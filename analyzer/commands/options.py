@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from analyzer.analysis import Options, Report, analyze
 from analyzer.errors import CnnstatError
@@ -83,3 +85,19 @@ def write_output(text: str, output: str | None) -> None:
             raise CnnstatError(f"cannot write: {e.strerror}", output) from None
     else:
         sys.stdout.write(text)
+
+
+def write_rich(draw: Callable[[Any], None], output: str | None, width: int = 160) -> None:
+    """Call ``draw(console)`` with a rich Console on ``-o FILE`` or stdout. A file, or stdout
+    piped elsewhere than a terminal, gets ``width`` columns, so nothing is squeezed away."""
+    from rich.console import Console
+
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                draw(Console(file=fh, width=width))
+        except OSError as e:
+            raise CnnstatError(f"cannot write: {e.strerror}", output) from None
+    else:
+        console = Console()
+        draw(console if console.is_terminal else Console(width=width))

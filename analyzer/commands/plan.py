@@ -27,7 +27,13 @@ from typing import Any
 
 from analyzer.analysis import MEMORY_CONVENTIONS, Report
 from analyzer.commands.check import parse_bytes
-from analyzer.commands.options import Parser, add_model_options, analyze_path, write_output
+from analyzer.commands.options import (
+    Parser,
+    add_model_options,
+    analyze_path,
+    write_output,
+    write_rich,
+)
 from analyzer.errors import CnnstatError
 from analyzer.render import nbytes
 
@@ -337,15 +343,5 @@ def main(argv: Sequence[str]) -> int:
     elif args.format == "markdown":
         write_output(to_markdown(plan), args.output)
     else:
-        from rich.console import Console
-
-        if args.output:
-            try:
-                with open(args.output, "w", encoding="utf-8") as fh:
-                    to_table(plan, Console(file=fh, width=160))
-            except OSError as e:
-                raise CnnstatError(f"cannot write: {e.strerror}", args.output) from None
-        else:
-            console = Console()
-            to_table(plan, console if console.is_terminal else Console(width=160))
+        write_rich(lambda console: to_table(plan, console), args.output)
     return 0
