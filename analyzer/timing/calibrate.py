@@ -1,4 +1,5 @@
-"""``cnnstat calibrate``: measure this machine with onnxruntime and write a device profile.
+"""Calibration: measure this machine with onnxruntime on a grid of small nets and fit a
+profile (the command is :mod:`analyzer.commands.calibrate`).
 
 Each grid point is a small net built directly in the IR (an ``Input`` and the layer, or
 copies of it), analysed by the normal passes (so its features are exactly what a

@@ -1,4 +1,5 @@
-"""``cnnstat fit``: a device profile from measured layer times.
+"""Fitting a device profile from measured layer times (the command is
+:mod:`analyzer.commands.fit`).
 
 Three sources of measurements, each naming the model it timed:
 

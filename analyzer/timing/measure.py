@@ -1,4 +1,5 @@
-"""``cnnstat measure NET --device PROFILE``: predicted vs measured forward time, per layer.
+"""Predicted vs measured forward time, per layer (the command is
+:mod:`analyzer.commands.measure`: ``cnnstat measure NET --device PROFILE``).
 
 The truth is a real onnxruntime run. A Caffe net is lowered to ONNX with random weights
 (:mod:`analyzer.timing.lower`); an ONNX model runs as it is (random initializers replace
