@@ -29,6 +29,7 @@ Times are milliseconds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import platform
@@ -64,6 +65,8 @@ class Point:
     label: str
     net: Net
     streams: bool = False
+    onnx: bytes | None = None  # a block (analyzer.grid_blocks): run as written, not lowered
+    group: str = ""  # the grid class a block belongs to
 
 
 def _layer(name: str, kind: str, bottoms: Sequence[str], tops: Sequence[str],
@@ -361,6 +364,9 @@ class Measured:
     nodes_ms: float  # all profiled nodes, reorders included
     layer_nodes: dict[str, int]  # executed nodes charged to each layer
     node_count: int  # executed nodes, reorders included
+    nchwc: frozenset[str] = frozenset()  # layers whose node ran in the NCHWc layout
+    # runtime nodes (layout reorders…) run just before a layer's node: count and ms
+    reorders: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
 
     def corrected(self, profiler_ms: float) -> dict[str, float]:
         """Layer times less the profiler's own cost per node (``profiler_ms`` each), kept
@@ -370,22 +376,137 @@ class Measured:
 
 
 def measure_point(point: Point, threads: int, repeats: int) -> Measured:
-    """Lower the point's net to ONNX and time it with onnxruntime."""
-    from analyzer.export_onnx import export
-
+    """Lower the point's net to ONNX (a block runs as written) and time it with
+    onnxruntime."""
     report = analyze(point.net)
-    ex = export(report)
-    tensors = {t: layer for (layer, _), t in ex.top_tensor.items()}
-    tensors.update(tensor_layers(report))
-    run = time_model(ex.model.SerializeToString(), ex.inputs, threads, repeats=repeats,
-                     warmup=2, profile_runs=repeats)
-    nodes = [n for n in run.nodes if n.op not in REORDER_OPS]
-    att = attribute(report, nodes, ex.node_layer, tensors)
+    if point.onnx is not None:
+        model, inputs = point.onnx, dict(report.inputs)
+        node_layer = {r.layer.name: r.layer.name for r in report.layers}
+        tensors = tensor_layers(report)
+    else:
+        from analyzer.export_onnx import export
+
+        ex = export(report)
+        model, inputs, node_layer = ex.model.SerializeToString(), ex.inputs, ex.node_layer
+        tensors = {t: layer for (layer, _), t in ex.top_tensor.items()}
+        tensors.update(tensor_layers(report))
+    run = time_model(model, inputs, threads, repeats=repeats, warmup=2, profile_runs=repeats)
+    att = attribute(report, run.nodes, node_layer, tensors)
     counts: dict[str, int] = {}
     for layer in att.node_layer.values():
         counts[layer] = counts.get(layer, 0) + 1
+    nchwc = frozenset(att.node_layer[n.name] for n in run.nodes
+                      if n.name in att.node_layer and n.name.endswith("_nchwc"))
+    before: dict[str, tuple[int, float]] = {}
+    pending: list[float] = []
+    for n in run.nodes:  # runtime nodes (reorders) count for the next layer's node
+        if n.name not in att.node_layer:
+            pending.append(n.ms)
+        elif pending:
+            layer = att.node_layer[n.name]
+            count, ms = before.get(layer, (0, 0.0))
+            before[layer] = (count + len(pending), ms + sum(pending))
+            pending = []
     return Measured(point, report, run.wall_ms, att.layer_ms, att.fused_into,
-                    sum(n.ms for n in run.nodes), counts, len(run.nodes))
+                    sum(n.ms for n in run.nodes), counts, len(run.nodes), nchwc, before)
+
+
+def block_points(quick: bool) -> list[Point]:
+    """The blocks of :mod:`analyzer.grid_blocks`, read back by cnnstat's ONNX reader."""
+    import tempfile
+
+    from analyzer.grid_blocks import blocks
+    from analyzer.load import load_net
+
+    points = []
+    with tempfile.TemporaryDirectory(prefix="cnnstat-blocks-") as tmp:
+        for i, b in enumerate(blocks(quick)):
+            path = Path(tmp) / f"block{i}.onnx"
+            path.write_bytes(b.onnx)
+            net = load_net(str(path))
+            net = Net(b.label, f"<calibrate {b.label}>", net.format, net.layers, net.warnings)
+            points.append(Point(b.label, net, onnx=b.onnx, group=b.group))
+    return points
+
+
+def context_tables(measured: Sequence[Measured]) -> dict[str, Any]:
+    """What onnxruntime did with each layer in context, over every measured point: the
+    share of layers of each key that ran a node of their own (``runs``), the mean count of
+    runtime nodes (layout reorders) just before their node (``reorders``), and the share of
+    convolutions of each layout key it ran in its blocked NCHWc layout (``conv_layout``).
+    Keys are :func:`analyzer.timing.walk_context`'s."""
+    from analyzer.timing import conv_layout_key, walk_context
+
+    runs: dict[str, list[float]] = {}
+    reorders: dict[str, list[float]] = {}
+    layout: dict[str, list[float]] = {}
+    for m in measured:
+        layers = m.report.layers
+        index = {r.layer.name: i for i, r in enumerate(layers)}
+
+        def nchwc(i: int, r: Any, m: Measured = m) -> bool:
+            return r.layer.name in m.nchwc
+
+        def decide(i: int, sig: str, keys: tuple[str, ...],
+                   m: Measured = m) -> tuple[bool, int | None]:
+            name = layers[i].layer.name
+            into = m.fused_into.get(name)
+            return name in m.layer_ms, index.get(into) if into else None
+
+        for i, c in enumerate(walk_context(m.report, nchwc, decide)):
+            r = layers[i]
+            if r.layer.kind == "Input":
+                continue
+            for k in c.keys:
+                runs.setdefault(k, []).append(float(c.runs))
+            if c.runs:
+                count = float(m.reorders.get(r.layer.name, (0, 0.0))[0])
+                for k in c.keys[:-1]:
+                    reorders.setdefault(k, []).append(count)
+                if r.layer.kind == "Convolution":
+                    layout.setdefault(conv_layout_key(r), []).append(
+                        float(r.layer.name in m.nchwc))
+
+    def mean(table: dict[str, list[float]]) -> dict[str, float]:
+        return {k: round(statistics.fmean(v), 3) for k, v in sorted(table.items())}
+
+    return {"runs": mean(runs), "reorders": mean(reorders), "conv_layout": mean(layout),
+            "note": "measured on the grid and blocks: runs = share of layers of a key that "
+                    "ran a node of their own; reorders = mean runtime nodes (layout "
+                    "reorders) just before their node; conv_layout = share run in "
+                    "onnxruntime's NCHWc layout"}
+
+
+def reorder_fit(measured: Sequence[Measured], profiler_ms: float = 0.0) -> dict[str, Any] | None:
+    """The time of the runtime nodes (layout reorders) run before a layer's node, fitted as
+    ``count · a + in_bytes · b`` over every such group measured (ms), less the profiler's
+    own cost per node (``profiler_ms``)."""
+    from analyzer.timing import MIN_MS, _in_bytes, nnls
+
+    rows, ms = [], []
+    for m in measured:
+        for r in m.report.layers:
+            count, t = m.reorders.get(r.layer.name, (0, 0.0))
+            if count and r.layer.name in m.layer_ms:
+                rows.append((float(count), _in_bytes(r)))
+                ms.append(max(t - profiler_ms * count, 0.25 * t))
+    if len(rows) < 3:
+        return None
+    x, y = np.array(rows), np.array(ms)
+    w = 1.0 / np.maximum(y, MIN_MS)
+    scale = np.maximum(x.max(axis=0), 1e-30)
+    coef = nnls(x / scale * w[:, None], y * w) / scale
+    pred = x @ coef
+    rel = np.abs(pred - y) / np.maximum(y, MIN_MS)
+    return {"formula": "count + in_bytes",
+            "coef": {"sum": {"count": float(f"{coef[0]:.6g}"), "in_bytes": float(f"{coef[1]:.6g}")}},
+            "points": len(rows),
+            "in_sample": {"median_rel_error": round(float(np.median(rel)), 4),
+                          "mean_rel_error": round(float(np.mean(rel)), 4)},
+            "what": "layout reorders (and other nodes no layer computes) onnxruntime runs "
+                    "just before a layer's node: count of them and the layer's input bytes"}
+
+
 
 
 def aliases() -> Point:
@@ -461,6 +582,7 @@ class Plan:
     chains: tuple[Point, ...]
     repeats: int
     passes: int = 2  # measure every layer point this many times (1 or 2)
+    block_passes: int = 2  # the same for the blocks (analyzer.grid_blocks)
     retry_seconds: float = 30.0  # re-measure points taken in another machine state this long
 
 
@@ -468,11 +590,11 @@ def plan(quick: bool, seed: int = 0) -> Plan:
     rng = np.random.default_rng(seed)
     convs = conv_points(40 if quick else 140, rng)
     points = [aliases(), *convs, *first_points(quick), *mobile_points(quick), *fc_points(quick),
-              *other_points(quick)]
+              *other_points(quick), *block_points(quick)]
     fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
     chains = (chain("chain 20", 20), chain("chain 40", 40))
     return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7,
-                retry_seconds=10.0 if quick else 30.0)
+                retry_seconds=10.0 if quick else 30.0, block_passes=1 if quick else 2)
 
 
 def _progress() -> Any:
@@ -511,7 +633,9 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     layers = [("layer", q) for q in p.points]
     items: list[tuple[str, Point]] = ([("fusion", q) for q in p.fusion_points]
                                       + [("chain", q) for q in p.chains]
-                                      + layers + (layers[::-1] if p.passes > 1 else []))
+                                      + layers + [(w, q) for w, q in layers[::-1]
+                                                  if (p.passes if q.onnx is None
+                                                      else p.block_passes) > 1])
     progress = _progress() if show else None
     if progress:
         progress.start()
@@ -579,6 +703,9 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     profiler = [max(t.m.nodes_ms - t.m.wall_ms, 0.0) / max(t.m.node_count, 1) for t in chains]
     per_node = statistics.median(profiler) if profiler else 0.0
     samples = [s for t in best.values() for s in samples_of(t.m, per_node)]
+    seen = [t.m for t in best.values()] + [t.m for t in timed if t.what == "fusion"]
+    context = context_tables(seen)
+    reorder = reorder_fit(seen, per_node)
     state = {
         "net": DESCRIPTION,
         "ms": round(ref, 4),
@@ -590,6 +717,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
         "points_measured_again": retried,
         "points_out_of_state": sum(not in_state(t) for t in best.values())}
     return {"samples": samples, "fusions": fusions, "profiler_ms_per_node": per_node,
+            "context": context, "reorder": reorder,
             "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0,
             "probe": state}
 
@@ -617,19 +745,25 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
         "per_layer_overhead_ms": round(measured["per_layer_overhead_ms"], 6),
         "profiler_ms_per_node": round(measured.get("profiler_ms_per_node", 0.0), 6),
         "fusions": measured["fusions"],
+        **({"context": measured["context"]} if measured.get("context") else {}),
         **({"probe": measured["probe"]} if "probe" in measured else {}),
         "source": {"tool": "cnnstat calibrate" + (" --quick" if quick else ""),
                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "seconds": round(seconds, 1),
                    "grid_points": len({s.net for s in samples})},
     }
-    train = [s for i, s in enumerate(samples) if i % 5]
-    held = [s for i, s in enumerate(samples) if not i % 5]
+    # a fifth of the grid points (whole nets: a block's layers stay together) held out
+    held_nets = set(sorted({s.net for s in samples})[::5])
+    train = [s for s in samples if s.net not in held_nets]
+    held = [s for s in samples if s.net in held_nets]
     check = fit_profile(train, meta, held, CPU_KIND_FORMS) if train and held else {}
     profile = fit_profile(samples, meta, forms=CPU_KIND_FORMS)
+    if measured.get("reorder"):
+        profile["kinds"]["Reorder"] = measured["reorder"]
     if "quality" in check and "holdout_per_layer" in check["quality"]:
         profile["quality"]["holdout_per_layer"] = check["quality"]["holdout_per_layer"]
-        profile["quality"]["holdout_note"] = "fitted on 4/5 of the grid, checked on the rest"
+        profile["quality"]["holdout_note"] = ("fitted on 4/5 of the grid points, checked on "
+                                              "the other fifth (every fifth point by label)")
     if "probe" in measured:
         chains = measured["per_layer_overhead_ms"]
         gap = probe_gap_ms(profile, measured["probe"]["ms"])
