@@ -252,7 +252,7 @@ def test_devices_shows_a_calibrated_profiles_grid_check(tmp_path, capsys):
     device.write_text(json.dumps(profile))
     assert cli.main(["devices", str(device)]) == 0
     out = capsys.readouterr().out
-    assert (f"fitted on 4/5 of the grid, checked on the rest: per-layer median "
+    assert (f"fitted on 4/5 of the grid points, checked on the other fifth (every fifth point by label): per-layer median "
             f"{held['median_rel_error']:.1%} over {held['points']} layers") in out
     assert "Convolution" in out and "machine state at calibration: probe" in out
 
