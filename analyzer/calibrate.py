@@ -45,7 +45,7 @@ import numpy as np
 from analyzer.analysis import Report, analyze
 from analyzer.errors import CnnstatError
 from analyzer.ir import Layer, Net, Shape, frozen
-from analyzer.measure import REORDER_OPS, attribute, require_ort, tensor_layers, time_model
+from analyzer.measure import attribute, require_ort, tensor_layers, time_model
 
 # ---------------------------------------------------------------------------------------
 # The grid: one-layer (or small) nets built in the IR.
@@ -429,31 +429,37 @@ def block_points(quick: bool) -> list[Point]:
     return points
 
 
+def observed_context(m: Measured) -> list[Any]:
+    """Each layer's context (:func:`analyzer.timing.walk_context`) as onnxruntime ran the
+    measured net: which layers ran a node, into which the others were fused, which
+    convolutions ran in the NCHWc layout."""
+    from analyzer.timing import walk_context
+
+    layers = m.report.layers
+    index = {r.layer.name: i for i, r in enumerate(layers)}
+
+    def decide(i: int, sig: str, keys: tuple[str, ...]) -> tuple[bool, int | None]:
+        name = layers[i].layer.name
+        into = m.fused_into.get(name)
+        return name in m.layer_ms, index.get(into) if into else None
+
+    return walk_context(m.report, lambda i, r: r.layer.name in m.nchwc, decide)
+
+
 def context_tables(measured: Sequence[Measured]) -> dict[str, Any]:
     """What onnxruntime did with each layer in context, over every measured point: the
     share of layers of each key that ran a node of their own (``runs``), the mean count of
     runtime nodes (layout reorders) just before their node (``reorders``), and the share of
     convolutions of each layout key it ran in its blocked NCHWc layout (``conv_layout``).
     Keys are :func:`analyzer.timing.walk_context`'s."""
-    from analyzer.timing import conv_layout_key, walk_context
+    from analyzer.timing import conv_layout_key
 
     runs: dict[str, list[float]] = {}
     reorders: dict[str, list[float]] = {}
     layout: dict[str, list[float]] = {}
     for m in measured:
         layers = m.report.layers
-        index = {r.layer.name: i for i, r in enumerate(layers)}
-
-        def nchwc(i: int, r: Any, m: Measured = m) -> bool:
-            return r.layer.name in m.nchwc
-
-        def decide(i: int, sig: str, keys: tuple[str, ...],
-                   m: Measured = m) -> tuple[bool, int | None]:
-            name = layers[i].layer.name
-            into = m.fused_into.get(name)
-            return name in m.layer_ms, index.get(into) if into else None
-
-        for i, c in enumerate(walk_context(m.report, nchwc, decide)):
+        for i, c in enumerate(observed_context(m)):
             r = layers[i]
             if r.layer.kind == "Input":
                 continue
@@ -481,14 +487,14 @@ def reorder_fit(measured: Sequence[Measured], profiler_ms: float = 0.0) -> dict[
     """The time of the runtime nodes (layout reorders) run before a layer's node, fitted as
     ``count · a + in_bytes · b`` over every such group measured (ms), less the profiler's
     own cost per node (``profiler_ms``)."""
-    from analyzer.timing import MIN_MS, _in_bytes, nnls
+    from analyzer.timing import FEATURES, MIN_MS, nnls
 
     rows, ms = [], []
     for m in measured:
         for r in m.report.layers:
             count, t = m.reorders.get(r.layer.name, (0, 0.0))
             if count and r.layer.name in m.layer_ms:
-                rows.append((float(count), _in_bytes(r)))
+                rows.append((float(count), FEATURES["in_bytes"](r)))
                 ms.append(max(t - profiler_ms * count, 0.25 * t))
     if len(rows) < 3:
         return None
@@ -499,7 +505,8 @@ def reorder_fit(measured: Sequence[Measured], profiler_ms: float = 0.0) -> dict[
     pred = x @ coef
     rel = np.abs(pred - y) / np.maximum(y, MIN_MS)
     return {"formula": "count + in_bytes",
-            "coef": {"sum": {"count": float(f"{coef[0]:.6g}"), "in_bytes": float(f"{coef[1]:.6g}")}},
+            "coef": {"sum": {"count": float(f"{coef[0]:.6g}"),
+                             "in_bytes": float(f"{coef[1]:.6g}")}},
             "points": len(rows),
             "in_sample": {"median_rel_error": round(float(np.median(rel)), 4),
                           "mean_rel_error": round(float(np.mean(rel)), 4)},

@@ -232,10 +232,16 @@ def grouped_bottleneck(c: int, hw: int, width: int, se: bool = False, s: int = 1
 
 
 def shuffle_unit(c: int, hw: int) -> Block:
-    """ShuffleNetV2's stride-1 unit: split the channels, 1×1 → depthwise 3×3 → 1×1 on one
-    half, concat, then the channel shuffle (Reshape → Transpose → Reshape)."""
+    """Two of ShuffleNetV2's stride-1 units: split the channels, 1×1 → depthwise 3×3 → 1×1
+    on one half, concat, then the channel shuffle (Reshape → Transpose → Reshape); the
+    second unit splits what the first one's shuffle wrote, as in the net."""
     b = Builder(f"shuffle {c} {hw}²")
     x = b.stem((1, c, hw, hw))
+    return Block(b.name, "shuffle", b.model([b.tail(_shuffle(b, _shuffle(b, x)))]))
+
+
+def _shuffle(b: Builder, x: str) -> str:
+    c, hw = b.shapes[x][1], b.shapes[x][2]
     half = c // 2
     a = b.op("Slice", [x, b.const(np.array([0])), b.const(np.array([half])),
                        b.const(np.array([1]))], (1, half, hw, hw))
@@ -245,8 +251,7 @@ def shuffle_unit(c: int, hw: int) -> Block:
     y = b.op("Concat", [a, y], (1, c, hw, hw), axis=1)
     y = b.reshape(y, (1, 2, half, hw, hw))
     y = b.transpose(y, (0, 2, 1, 3, 4))
-    y = b.reshape(y, (1, c, hw, hw))
-    return Block(b.name, "shuffle", b.model([b.tail(y)]))
+    return b.reshape(y, (1, c, hw, hw))
 
 
 def dense_layer(c: int, hw: int, growth: int = 32) -> Block:

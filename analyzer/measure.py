@@ -245,7 +245,8 @@ class Attribution:
     node_layer: dict[str, str] = field(default_factory=dict)  # executed node -> layer
 
 
-_SUFFIXES = re.compile(r"(_nchwc|_token_\d+|_kernel_time|_fused|_\d+)$")
+# "_bn_nchwc": a BatchNormalization onnxruntime runs as a blocked 1×1 depthwise conv
+_SUFFIXES = re.compile(r"(_nchwc|_bn|_token_\d+|_kernel_time|_fused|_\d+)$")
 
 
 def _resolve(name: str, node_layer: Mapping[str, str],

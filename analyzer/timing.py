@@ -647,7 +647,9 @@ def walk_context(report: Report, nchwc: Callable[[int, LayerResult], bool | None
                  ) -> list[LayerContext]:
     """Each layer's context in execution order. ``nchwc(i, r)`` tells a convolution's
     layout; ``decide(i, sig, keys)`` whether layer ``i`` runs a node and, if not, the layer
-    it is computed by (None: its first producer's node)."""
+    it is computed by (None: its first producer's node). Keys, most specific first: the
+    signature with every input's producing node (``*``: read by other layers too), with the
+    first input's producing node, with that node's kind, and the signature alone."""
     prods, readers = producers(report)
     out: list[LayerContext] = []
     for i, r in enumerate(report.layers):
@@ -656,8 +658,9 @@ def walk_context(report: Report, nchwc: Callable[[int, LayerResult], bool | None
         for p in prods[i]:
             root = out[p].root
             parts.append(out[root].sig + ("*" if readers[p] > 1 else ""))
-        first = (f"{sig} <- {'|'.join(sorted(parts))}",
-                 f"{sig} <- {out[out[prods[i][0]].root].sig}" if prods[i] else f"{sig} <-")
+        head = out[out[prods[i][0]].root].sig if prods[i] else ""
+        first = (f"{sig} <- {'|'.join(sorted(parts))}", f"{sig} <- {head}",
+                 f"{sig} <- {head.split('/')[0].split(':')[0]}")
         keys = (*dict.fromkeys(first), sig)
         if r.layer.kind == "Input":
             out.append(LayerContext(sig, keys, False, i))
