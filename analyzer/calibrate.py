@@ -446,6 +446,34 @@ def observed_context(m: Measured) -> list[Any]:
     return walk_context(m.report, lambda i, r: r.layer.name in m.nchwc, decide)
 
 
+def record(m: Measured) -> dict[str, Any]:
+    """What was measured on one point, as JSON (``calibrate --record``): enough to rebuild
+    its :class:`Measured` from the plan's point of the same label (:func:`replay`)."""
+    return {"label": m.point.label, "wall_ms": round(m.wall_ms, 4),
+            "layer_ms": {k: round(v, 4) for k, v in m.layer_ms.items()},
+            "fused_into": m.fused_into, "nodes_ms": round(m.nodes_ms, 4),
+            "layer_nodes": m.layer_nodes, "node_count": m.node_count,
+            "nchwc": sorted(m.nchwc),
+            "reorders": {k: [c, round(t, 4)] for k, (c, t) in m.reorders.items()}}
+
+
+def replay(points: Sequence[Point], recorded: Sequence[dict[str, Any]]) -> list[Measured]:
+    """The :class:`Measured` of every point of ``points`` that ``recorded`` (a
+    ``--record`` file's list) holds, by label: a calibration fitted again without timing
+    anything."""
+    by_label = {r["label"]: r for r in recorded}
+    out = []
+    for point in points:
+        r = by_label.get(point.label)
+        if r is None:
+            continue
+        out.append(Measured(point, analyze(point.net), r["wall_ms"], dict(r["layer_ms"]),
+                            dict(r["fused_into"]), r["nodes_ms"], dict(r["layer_nodes"]),
+                            r["node_count"], frozenset(r["nchwc"]),
+                            {k: (int(c), float(t)) for k, (c, t) in r["reorders"].items()}))
+    return out
+
+
 def context_tables(measured: Sequence[Measured]) -> dict[str, Any]:
     """What onnxruntime did with each layer in context, over every measured point: the
     share of layers of each key that ran a node of their own (``runs``), the mean count of
@@ -724,7 +752,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
         "points_measured_again": retried,
         "points_out_of_state": sum(not in_state(t) for t in best.values())}
     return {"samples": samples, "fusions": fusions, "profiler_ms_per_node": per_node,
-            "context": context, "reorder": reorder,
+            "context": context, "reorder": reorder, "record": [record(m) for m in seen],
             "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0,
             "probe": state}
 
@@ -812,6 +840,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0,
                    help="pin onnxruntime's intra-op thread count (default: its own choice)")
     p.add_argument("--seed", type=int, default=0, help="grid sampling seed")
+    p.add_argument("--record", help="also write what was measured on every point to this "
+                   "JSON file (to fit again without measuring: tests)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -829,6 +859,14 @@ def main(argv: Sequence[str]) -> int:
     measured = run_plan(plan(args.quick, args.seed), args.threads)
     profile = build_profile(name, measured, args.threads, args.quick,
                             time.perf_counter() - start)
+    if args.record:
+        try:
+            Path(args.record).write_text(json.dumps(
+                {"quick": args.quick, "seed": args.seed, "profiler_ms_per_node":
+                 measured["profiler_ms_per_node"], "points": measured["record"]},
+                separators=(",", ":")) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise CnnstatError(f"cannot write: {e.strerror}", args.record) from None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")

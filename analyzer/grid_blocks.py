@@ -316,7 +316,7 @@ def blocks(quick: bool) -> list[Block]:
           (16, 112, 6, 3, 2, "silu", "silu-sigmoid"), (40, 28, 6, 5, 1, "silu", "silu-sigmoid"),
           (112, 14, 6, 5, 2, "silu", "silu-sigmoid"), (48, 56, 4, 3, 1, "silu", ""),
           (32, 28, 3, 3, 1, "relu", "")]
-    out += [inverted_residual(*m) for m in (mb[::2] if quick else mb)]
+    out += [inverted_residual(*m) for m in (mb[:5] + mb[6::2] if quick else mb)]
     grouped = [(c, hw, w, se, s) for ((c, hw), w), (se, s) in itertools.product(
         itertools.product(((64, 56), (192, 28), (432, 14)), GROUP_WIDTHS),
         ((False, 1), (True, 2), (True, 1), (False, 2))) if c % w == 0 and c // w > 1]
