@@ -45,7 +45,7 @@ import numpy as np
 from analyzer.analysis import Report, analyze
 from analyzer.errors import CnnstatError
 from analyzer.ir import Layer, Net, Shape, frozen
-from analyzer.measure import attribute, require_ort, tensor_layers, time_model
+from analyzer.measure import REORDER_OPS, attribute, require_ort, tensor_layers, time_model
 
 # ---------------------------------------------------------------------------------------
 # The grid: one-layer (or small) nets built in the IR.
@@ -365,7 +365,9 @@ class Measured:
     layer_nodes: dict[str, int]  # executed nodes charged to each layer
     node_count: int  # executed nodes, reorders included
     nchwc: frozenset[str] = frozenset()  # layers whose node ran in the NCHWc layout
-    # runtime nodes (layout reorders…) run just before a layer's node: count and ms
+    # nodes no layer computes that are not reorders (shape arithmetic): count and ms
+    other_nodes: tuple[int, float] = (0, 0.0)
+    # layout reorders run just before a layer's node: count and ms
     reorders: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
 
     def corrected(self, profiler_ms: float) -> dict[str, float]:
@@ -399,16 +401,19 @@ def measure_point(point: Point, threads: int, repeats: int) -> Measured:
                       if n.name in att.node_layer and n.name.endswith("_nchwc"))
     before: dict[str, tuple[int, float]] = {}
     pending: list[float] = []
-    for n in run.nodes:  # runtime nodes (reorders) count for the next layer's node
+    for n in run.nodes:  # layout reorders count for the next layer's node
         if n.name not in att.node_layer:
-            pending.append(n.ms)
+            if n.op in REORDER_OPS:
+                pending.append(n.ms)
         elif pending:
             layer = att.node_layer[n.name]
             count, ms = before.get(layer, (0, 0.0))
             before[layer] = (count + len(pending), ms + sum(pending))
             pending = []
+    other = [n.ms for n in run.nodes if n.name not in att.node_layer and n.op not in REORDER_OPS]
     return Measured(point, report, run.wall_ms, att.layer_ms, att.fused_into,
-                    sum(n.ms for n in run.nodes), counts, len(run.nodes), nchwc, before)
+                    sum(n.ms for n in run.nodes), counts, len(run.nodes), nchwc=nchwc,
+                    reorders=before, other_nodes=(len(other), sum(other)))
 
 
 def block_points(quick: bool) -> list[Point]:
@@ -423,8 +428,9 @@ def block_points(quick: bool) -> list[Point]:
         for i, b in enumerate(blocks(quick)):
             path = Path(tmp) / f"block{i}.onnx"
             path.write_bytes(b.onnx)
-            net = load_net(str(path))
-            net = Net(b.label, f"<calibrate {b.label}>", net.format, net.layers, net.warnings)
+            net = load_net(str(path), batch=1)  # the shape block's batch is symbolic
+            net = Net(b.label, f"<calibrate {b.label}>", net.format, net.layers, net.warnings,
+                      net.shape_nodes)
             points.append(Point(b.label, net, onnx=b.onnx, group=b.group))
     return points
 
@@ -454,7 +460,8 @@ def record(m: Measured) -> dict[str, Any]:
             "fused_into": m.fused_into, "nodes_ms": round(m.nodes_ms, 4),
             "layer_nodes": m.layer_nodes, "node_count": m.node_count,
             "nchwc": sorted(m.nchwc),
-            "reorders": {k: [c, round(t, 4)] for k, (c, t) in m.reorders.items()}}
+            "reorders": {k: [c, round(t, 4)] for k, (c, t) in m.reorders.items()},
+            "other_nodes": [m.other_nodes[0], round(m.other_nodes[1], 4)]}
 
 
 def replay(points: Sequence[Point], recorded: Sequence[dict[str, Any]]) -> list[Measured]:
@@ -469,8 +476,10 @@ def replay(points: Sequence[Point], recorded: Sequence[dict[str, Any]]) -> list[
             continue
         out.append(Measured(point, analyze(point.net), r["wall_ms"], dict(r["layer_ms"]),
                             dict(r["fused_into"]), r["nodes_ms"], dict(r["layer_nodes"]),
-                            r["node_count"], frozenset(r["nchwc"]),
-                            {k: (int(c), float(t)) for k, (c, t) in r["reorders"].items()}))
+                            r["node_count"], nchwc=frozenset(r["nchwc"]),
+                            reorders={k: (int(c), float(t)) for k, (c, t)
+                                      in r["reorders"].items()},
+                            other_nodes=tuple(r.get("other_nodes", (0, 0.0)))))
     return out
 
 
@@ -487,13 +496,16 @@ def context_tables(measured: Sequence[Measured]) -> dict[str, Any]:
     layout: dict[str, list[float]] = {}
     for m in measured:
         layers = m.report.layers
+        # copies of a layer: the reorder of one copy's output (a graph output) runs before
+        # the next copy's node, so their reorders say nothing about a layer in a net
+        copies = any(r.layer.name.startswith(COPY) for r in layers)
         for i, c in enumerate(observed_context(m)):
             r = layers[i]
             if r.layer.kind == "Input":
                 continue
             for k in c.keys:
                 runs.setdefault(k, []).append(float(c.runs))
-            if c.runs:
+            if c.runs and not copies:
                 count = float(m.reorders.get(r.layer.name, (0, 0.0))[0])
                 for k in c.keys[:-1]:
                     reorders.setdefault(k, []).append(count)
@@ -511,6 +523,16 @@ def context_tables(measured: Sequence[Measured]) -> dict[str, Any]:
                     "onnxruntime's NCHWc layout"}
 
 
+def shape_node_ms(measured: Sequence[Measured], profiler_ms: float = 0.0) -> float | None:
+    """The time of one node of shape arithmetic (ms): over the points whose net has some
+    (``Net.shape_nodes``, counted by cnnstat's reader), the nodes no layer computes that
+    are not reorders, less the profiler's cost per node, per node cnnstat counted."""
+    per = [max(ms - profiler_ms * count, 0.25 * ms) / m.point.net.shape_nodes
+           for m in measured if m.point.net.shape_nodes
+           for count, ms in (m.other_nodes,)]
+    return round(statistics.median(per), 6) if per else None
+
+
 def reorder_fit(measured: Sequence[Measured], profiler_ms: float = 0.0) -> dict[str, Any] | None:
     """The time of the runtime nodes (layout reorders) run before a layer's node, fitted as
     ``count · a + in_bytes · b`` over every such group measured (ms), less the profiler's
@@ -519,6 +541,8 @@ def reorder_fit(measured: Sequence[Measured], profiler_ms: float = 0.0) -> dict[
 
     rows, ms = [], []
     for m in measured:
+        if any(r.layer.name.startswith(COPY) for r in m.report.layers):
+            continue  # a copy's output reorder runs before the next copy (context_tables)
         for r in m.report.layers:
             count, t = m.reorders.get(r.layer.name, (0, 0.0))
             if count and r.layer.name in m.layer_ms:
@@ -741,6 +765,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     seen = [t.m for t in best.values()] + [t.m for t in timed if t.what == "fusion"]
     context = context_tables(seen)
     reorder = reorder_fit(seen, per_node)
+    shape_ms = shape_node_ms(seen, per_node)
     state = {
         "net": DESCRIPTION,
         "ms": round(ref, 4),
@@ -753,6 +778,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
         "points_out_of_state": sum(not in_state(t) for t in best.values())}
     return {"samples": samples, "fusions": fusions, "profiler_ms_per_node": per_node,
             "context": context, "reorder": reorder, "record": [record(m) for m in seen],
+            "shape_node_ms": shape_ms,
             "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0,
             "probe": state}
 
@@ -781,6 +807,8 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
         "profiler_ms_per_node": round(measured.get("profiler_ms_per_node", 0.0), 6),
         "fusions": measured["fusions"],
         **({"context": measured["context"]} if measured.get("context") else {}),
+        **({"shape_node_ms": measured["shape_node_ms"]} if measured.get("shape_node_ms")
+           else {}),
         **({"probe": measured["probe"]} if "probe" in measured else {}),
         "source": {"tool": "cnnstat calibrate" + (" --quick" if quick else ""),
                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

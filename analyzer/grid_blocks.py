@@ -13,8 +13,9 @@ blocks themselves, written as a torchvision export writes them (ONNX ops, opset 
   5×5 at stride 1 or 2, 1×1 project, each with BatchNorm and ReLU/ReLU6/HardSwish/SiLU;
 - grouped bottlenecks of the group widths torchvision uses (RegNet 8–64 channels per group,
   ResNeXt 32×4d/32×8d), with and without SE, residual Add + ReLU;
-- ShuffleNetV2's unit (channel split, branch, concat, channel shuffle), DenseNet's
-  BN-ReLU-conv layer after a Concat;
+- ShuffleNetV2's unit (channel split, branch, concat, channel shuffle), the shuffle with its
+  view sizes computed from a symbolic batch dim (shape arithmetic the runtime runs),
+  DenseNet's BN-ReLU-conv layer after a Concat;
 - ConvNeXt's block (depthwise 7×7, Transpose to channels-last, LayerNorm, Linear, GELU as
   ``x·0.5·(1+erf(x/√2))``, Linear, layer scale, Transpose back, Add) and a self-attention
   block (batched MatMul, Softmax, Transpose).
@@ -254,6 +255,33 @@ def _shuffle(b: Builder, x: str) -> str:
     return b.reshape(y, (1, c, hw, hw))
 
 
+def shuffle_dynamic(c: int, hw: int) -> Block:
+    """ShuffleNetV2's channel shuffle as torch exports it from a graph whose batch dim is
+    symbolic: the view's sizes come from Shape → Gather → Div → Unsqueeze → Concat, nodes
+    cnnstat folds (the net's ``shape_nodes``) but onnxruntime runs on every call."""
+    from onnx import TensorProto, helper
+
+    b = Builder(f"shuffle dynamic {c} {hw}²")
+    x = b.stem((1, c, hw, hw))
+    b.inputs[0] = helper.make_tensor_value_info("in0", TensorProto.FLOAT, ["N", c, hw, hw])
+    y = b.cba(x, c)
+    for _ in range(2):
+        shape = b.op("Shape", [y], (4,))
+        dims = [b.op("Gather", [shape, b.const(np.array(i, np.int64))], (), axis=0)
+                for i in range(4)]
+        half = b.op("Div", [dims[1], b.const(np.array(2, np.int64))], ())
+        two = b.const(np.array([2], np.int64))
+        parts = [b.op("Unsqueeze", [d, b.const(np.array([0], np.int64))], (1,))
+                 for d in (dims[0], half, dims[2], dims[3])]
+        five = b.op("Concat", [parts[0], two, *parts[1:]], (5,), axis=0)
+        z = b.op("Reshape", [y, five], (1, 2, c // 2, hw, hw))
+        z = b.transpose(z, (0, 2, 1, 3, 4))
+        minus = b.const(np.array([-1], np.int64))
+        four = b.op("Concat", [parts[0], minus, parts[2], parts[3]], (4,), axis=0)
+        y = b.cba(b.op("Reshape", [z, four], (1, c, hw, hw)), c)
+    return Block(b.name, "shape", b.model([y]))
+
+
 def dense_layer(c: int, hw: int, growth: int = 32) -> Block:
     """DenseNet: Concat of two inputs → BN → ReLU → 1×1 → BN → ReLU → 3×3, concat again."""
     b = Builder(f"dense {c} {hw}²")
@@ -325,6 +353,8 @@ def blocks(quick: bool) -> list[Block]:
         (128, 56, 4, False), (256, 28, 8, False), (240, 28, 24, True), (224, 28, 56, True))]
     out += [shuffle_unit(c, hw) for c, hw in (((116, 28), (244, 28)) if quick else
                                               ((116, 28), (232, 14), (244, 28), (488, 14)))]
+    out += [shuffle_dynamic(c, hw) for c, hw in (((116, 28),) if quick else
+                                                 ((116, 28), (464, 7)))]
     out += [dense_layer(c, hw) for c, hw in (((128, 28),) if quick else ((128, 56), (512, 14)))]
     out += [convnext_block(c, hw) for c, hw in (((96, 56),) if quick else ((96, 56), (384, 14)))]
     out += [attention_block(t, d, h) for t, d, h in (((197, 192, 3),) if quick else
@@ -332,4 +362,5 @@ def blocks(quick: bool) -> list[Block]:
     return out
 
 
-GROUPS = ("se", "inverted-residual", "grouped", "shuffle", "dense", "convnext", "attention")
+GROUPS = ("se", "inverted-residual", "grouped", "shuffle", "shape", "dense", "convnext",
+          "attention")

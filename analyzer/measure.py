@@ -433,6 +433,7 @@ class Comparison:
     measured_ms: float
     measured_layers_ms: float  # sum of profiled node times
     runtime_nodes_ms: float  # profiled nodes no layer computes (reorders, shape arithmetic)
+    predicted_runtime_nodes_ms: float  # reorders and shape arithmetic, as predicted
     predicted_memory_bytes: int  # params + peak data + shared workspace
     measured_rss_bytes: int  # peak RSS growth from creating and running the session
     peak_rss_bytes: int
@@ -463,7 +464,7 @@ def compare(report: Report, device: str, threads: int | None = None,
     comparison says the state differed.
     """
     from analyzer.probe import Probe, profile_reference, same_state
-    from analyzer.timing import load_profile, predict_report, timing_key
+    from analyzer.timing import load_profile, predict_report, runtime_nodes_ms, timing_key
 
     require_ort()
     profile = load_profile(device)
@@ -509,6 +510,7 @@ def compare(report: Report, device: str, threads: int | None = None,
     return Comparison(
         report.net.name, profile.name, threads, tuple(rows), predicted.totals.time_ms or 0.0,
         run.wall_ms, sum(att.layer_ms.values()), sum(att.runtime_ms.values()),
+        runtime_nodes_ms(report, profile),
         t.params_bytes + t.data_peak_bytes + t.workspace_shared_bytes,
         max(run.rss_peak_bytes - run.rss_before_bytes, 0), run.rss_peak_bytes, load,
         len(run.wall_all_ms), min(run.wall_all_ms), ref, probe_ms,
@@ -543,7 +545,12 @@ def by_class(c: Comparison) -> list[ClassSum]:
         acc[1] += row.predicted_ms
         acc[2] += row.measured_ms or 0.0
     out = [ClassSum(k, int(n), p, m) for k, (n, p, m) in sums.items()]
+    if c.runtime_nodes_ms or c.predicted_runtime_nodes_ms:
+        out.append(ClassSum(RUNTIME_ENTRY, 0, c.predicted_runtime_nodes_ms, c.runtime_nodes_ms))
     return sorted(out, key=lambda x: (-x.measured_ms, x.timed_as))
+
+
+RUNTIME_ENTRY = "(nodes no layer computes: reorders, shape arithmetic)"
 
 
 def to_json(c: Comparison) -> str:

@@ -302,6 +302,12 @@ class _Reader:
         self.shapes: dict[str, Shape] = {}
         self.values: dict[str, np.ndarray] = {}  # folded constants cnnstat evaluated
         self.warnings: list[str] = []
+        # shape arithmetic on a dim the file leaves symbolic: folded here, run by a runtime
+        self.symbolic = False
+        self.dynamic: set[str] = set()
+        self.exprs: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
+        self.same: dict[str, str] = {}  # a repeated expression's output → the first one's
+        self.shape_nodes = 0
 
     # ------------------------------------------------------------------ inputs and shapes
 
@@ -317,6 +323,7 @@ class _Reader:
             if dims is None:
                 unknown.append(f"'{vi.name}' (rank unknown)")
                 continue
+            self.symbolic |= any(not isinstance(d, int) or d <= 0 for d in dims)
             if self.batch is not None and dims:  # as the analysis does, --input-shape too
                 dims[0] = self.batch
             if any(not isinstance(d, int) or d <= 0 for d in dims):
@@ -440,11 +447,13 @@ class _Reader:
                 self.warnings.append(f"initializer '{t_name}' ({list(dims)}) feeds no layer "
                                      "(only folded constant arithmetic); not counted")
         name = self.graph.name or os.path.splitext(os.path.basename(self.path))[0]
-        return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings))
+        return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings),
+                   self.shape_nodes)
 
     def _reset(self) -> None:
         self.consts, self.static = {}, set(self.init)
         self.shapes, self.values, self.warnings, self.arrays = {}, {}, [], {}
+        self.dynamic, self.shape_nodes, self.exprs, self.same = set(), 0, {}, {}
 
     def _translate(self, bound: list[tuple[str, Shape]],
                    nodes: list[_Node]) -> list[Layer]:
@@ -488,6 +497,18 @@ class _Reader:
             if ins[0] not in self.shapes:
                 return False
         self.static.update(o for o in node.output if o)
+        if self.symbolic and op != "Constant" and (
+                (op in ("Shape", "Size") and ins and ins[0] not in self.init)
+                or any(x in self.dynamic for x in ins)):
+            self.dynamic.update(o for o in node.output if o)  # runs at run time all the same
+            # a runtime computes a repeated expression once (onnxruntime's common
+            # subexpression elimination: torch exports one Shape per use of a tensor's shape)
+            key = (op, tuple(self.same.get(x, x) for x in ins), repr(sorted(node.attrs.items())))
+            first = self.exprs.setdefault(key, list(node.output))
+            if first is node.output or first == list(node.output):
+                self.shape_nodes += 1
+            else:
+                self.same.update(zip(node.output, first))
         if op == "Constant":
             return True  # its value is kept as its TensorProto, decoded when read
         values = [self._value(x) if x else None for x in node.input]

@@ -624,6 +624,9 @@ class LayerContext:
     runs: bool
     root: int
     reorders: float = 0.0  # layout reorder nodes run just before its node
+    # the layout of the nearest convolution upstream ("n": NCHWc, "p": plain, "": none): a
+    # pooling or element-wise node reads what that convolution wrote, in its layout
+    layout: str = ""
 
 
 def producers(report: Report) -> tuple[list[list[int]], list[int]]:
@@ -652,15 +655,22 @@ def walk_context(report: Report, nchwc: Callable[[int, LayerResult], bool | None
     first input's producing node, with that node's kind, and the signature alone."""
     prods, readers = producers(report)
     out: list[LayerContext] = []
+
+    def node(p: int) -> str:  # what produces a layer's input: its node, with its layout
+        c = out[out[p].root]
+        return c.sig if c.sig.startswith("Convolution") or not c.layout else f"{c.sig}~{c.layout}"
+
     for i, r in enumerate(report.layers):
-        sig = signature(r, nchwc(i, r) if r.layer.kind == "Convolution" else None)
-        parts = []
-        for p in prods[i]:
-            root = out[p].root
-            parts.append(out[root].sig + ("*" if readers[p] > 1 else ""))
-        head = out[out[prods[i][0]].root].sig if prods[i] else ""
+        blocked = nchwc(i, r) if r.layer.kind == "Convolution" else None
+        sig = signature(r, blocked)
+        if blocked is not None:
+            layout = "n" if blocked else "p"
+        else:
+            layout = out[out[prods[i][0]].root].layout if prods[i] else ""
+        parts = [node(p) + ("*" if readers[p] > 1 else "") for p in prods[i]]
+        head = node(prods[i][0]) if prods[i] else ""
         first = (f"{sig} <- {'|'.join(sorted(parts))}", f"{sig} <- {head}",
-                 f"{sig} <- {head.split('/')[0].split(':')[0]}")
+                 f"{sig} <- {head.split('/')[0].split(':')[0].split('~')[0]}")
         keys = (*dict.fromkeys(first), sig)
         if r.layer.kind == "Input":
             out.append(LayerContext(sig, keys, False, i))
@@ -668,7 +678,7 @@ def walk_context(report: Report, nchwc: Callable[[int, LayerResult], bool | None
         runs, into = decide(i, sig, keys)
         root = i if runs else (into if into is not None else
                                (out[prods[i][0]].root if prods[i] else i))
-        out.append(LayerContext(sig, keys, runs, root))
+        out.append(LayerContext(sig, keys, runs, root, layout=layout))
     return out
 
 
@@ -721,6 +731,15 @@ def reorder_ms(profile: Profile, r: LayerResult, count: float) -> float:
     return max(count * coef.get("count", 0.0) + _in_bytes(r) * coef.get("in_bytes", 0.0), 0.0)
 
 
+def runtime_nodes_ms(report: Report, profile: Profile) -> float:
+    """Predicted ms of the nodes no layer computes: layout reorders before layers
+    (:func:`predict_context`) and the graph's shape arithmetic (``Net.shape_nodes``)."""
+    contexts = predict_context(report, profile)
+    reorders = 0.0 if contexts is None else sum(
+        reorder_ms(profile, r, c.reorders) for r, c in zip(report.layers, contexts) if c.runs)
+    return reorders + report.net.shape_nodes * float(profile.data.get("shape_node_ms", 0.0))
+
+
 def predict_report(report: Report, spec: str | Profile) -> Report:
     """The report with ``time_ms`` per layer and in total on a device profile.
 
@@ -753,7 +772,6 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
             count = contexts[len(layers)].reorders if contexts is not None else 0.0
             extra = reorder_ms(profile, r, count)
             if extra:
-                ms += extra
                 reorder_notes.append((r.layer.name, extra))
         if note:
             grouped.setdefault(summary, []).append(r.layer.name)
@@ -762,16 +780,22 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
     for summary, names in grouped.items():
         some = ", ".join(f"'{n}'" for n in names[:3]) + (", …" if len(names) > 3 else "")
         warnings.append(f"{len(names)} layer(s) ({some}): {summary}")
+    total_reorder = sum(ms for _, ms in reorder_notes)
     if reorder_notes:
-        total_reorder = sum(ms for _, ms in reorder_notes)
-        warnings.append(f"{len(reorder_notes)} layer(s) include the layout reorders "
-                        f"{profile.name}'s runtime runs before them: {total_reorder:.3f} ms "
-                        "in all")
+        warnings.append(f"total time includes the layout reorders {profile.name}'s runtime "
+                        f"runs before {len(reorder_notes)} layer(s): {total_reorder:.3f} ms")
+    shape_nodes = report.net.shape_nodes if "shape_node_ms" in profile.data else 0
+    shape_ms = shape_nodes * float(profile.data.get("shape_node_ms", 0.0))
+    if shape_ms:
+        warnings.append(f"total time includes {shape_nodes} node(s) of shape arithmetic on "
+                        f"the graph's symbolic dims that {profile.name}'s runtime runs on every "
+                        f"call: {shape_ms:.3f} ms")
     # the runtime's own cost per node: per layer, or per node the context says runs
     nodes = (len(layers) if contexts is None else
-             sum(c.runs for c in contexts) + round(sum(c.reorders for c in contexts)))
+             sum(c.runs for c in contexts) + round(sum(c.reorders for c in contexts))
+             + shape_nodes)
     overhead = profile.overhead_ms * nodes
-    total = sum(r.time_ms or 0.0 for r in layers) + overhead
+    total = sum(r.time_ms or 0.0 for r in layers) + overhead + shape_ms + total_reorder
     if overhead:
         what = "layer" if contexts is None else "node (layers that run one, and reorders)"
         warnings.append(f"total time includes {nodes} × {profile.overhead_ms * 1000:.1f} µs "
