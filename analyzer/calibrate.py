@@ -507,7 +507,7 @@ def context_tables(measured: Sequence[Measured]) -> dict[str, Any]:
                 runs.setdefault(k, []).append(float(c.runs))
             if c.runs and not copies:
                 count = float(m.reorders.get(r.layer.name, (0, 0.0))[0])
-                for k in c.keys[:-1]:
+                for k in c.keys[:2]:  # not by kind alone: a GAP's layout decides its reorder
                     reorders.setdefault(k, []).append(count)
                 if r.layer.kind == "Convolution":
                     layout.setdefault(conv_layout_key(r), []).append(

@@ -256,16 +256,30 @@ def _shuffle(b: Builder, x: str) -> str:
 
 
 def shuffle_dynamic(c: int, hw: int) -> Block:
-    """ShuffleNetV2's channel shuffle as torch exports it from a graph whose batch dim is
-    symbolic: the view's sizes come from Shape → Gather → Div → Unsqueeze → Concat, nodes
-    cnnstat folds (the net's ``shape_nodes``) but onnxruntime runs on every call."""
+    """Two ShuffleNetV2 units as torch exports them from a graph whose batch dim is
+    symbolic: the chunk's bounds and the shuffle's view sizes come from Shape → Gather →
+    Add/Div/Mul → Unsqueeze → Concat, nodes cnnstat folds (the net's ``shape_nodes``) but
+    onnxruntime runs on every call, and the Slices read bounds it computes."""
     from onnx import TensorProto, helper
 
     b = Builder(f"shuffle dynamic {c} {hw}²")
     x = b.stem((1, c, hw, hw))
     b.inputs[0] = helper.make_tensor_value_info("in0", TensorProto.FLOAT, ["N", c, hw, hw])
     y = b.cba(x, c)
+    one = b.const(np.array(1, np.int64))
+    axis, zero = b.const(np.array([1], np.int64)), b.const(np.array([0], np.int64))
     for _ in range(2):
+        # x.chunk(2, dim=1): split size (c + 1) // 2 from the runtime's shape
+        ch = b.op("Gather", [b.op("Shape", [y], (4,)), one], (), axis=0)
+        split = b.op("Div", [b.op("Add", [ch, one], ()), b.const(np.array(2, np.int64))], ())
+        end1 = b.op("Unsqueeze", [split, zero], (1,))
+        end2 = b.op("Unsqueeze", [b.op("Mul", [split, b.const(np.array(2, np.int64))], ()),
+                                  zero], (1,))
+        keep = b.op("Slice", [y, zero, end1, axis], (1, c // 2, hw, hw))
+        branch = b.op("Slice", [y, end1, end2, axis], (1, c // 2, hw, hw))
+        branch = b.cba(b.cba(b.cba(branch, c // 2), c // 2, 3, 1, group=c // 2, act="none"),
+                       c // 2)
+        y = b.op("Concat", [keep, branch], (1, c, hw, hw), axis=1)
         shape = b.op("Shape", [y], (4,))
         dims = [b.op("Gather", [shape, b.const(np.array(i, np.int64))], (), axis=0)
                 for i in range(4)]
@@ -278,8 +292,8 @@ def shuffle_dynamic(c: int, hw: int) -> Block:
         z = b.transpose(z, (0, 2, 1, 3, 4))
         minus = b.const(np.array([-1], np.int64))
         four = b.op("Concat", [parts[0], minus, parts[2], parts[3]], (4,), axis=0)
-        y = b.cba(b.op("Reshape", [z, four], (1, c, hw, hw)), c)
-    return Block(b.name, "shape", b.model([y]))
+        y = b.op("Reshape", [z, four], (1, c, hw, hw))
+    return Block(b.name, "shape", b.model([b.tail(y)]))
 
 
 def dense_layer(c: int, hw: int, growth: int = 32) -> Block:

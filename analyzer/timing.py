@@ -578,19 +578,27 @@ def _pow2(x: int, cap: int = 32) -> int:
     return cap if x <= 0 else min(x & -x, cap)
 
 
+def _channels_key(x: int) -> str:
+    """Channels as a layout sees them: the power-of-two part, marked ``-`` below 16 (a
+    block holds 8 or 16 channels: 8 and 24 both have 8 as their part, but 8 fills no
+    16-channel block)."""
+    return f"{_pow2(x)}{'-' if x < 16 else ''}"
+
+
 def conv_layout_key(r: LayerResult) -> str:
     """What decides whether a runtime runs a convolution in a blocked layout: its class and
-    the power-of-two part of its channels per group (``grouped/8/8``, ``1x1/16/32``)."""
+    its channels per group (``grouped/8/8``, ``1x1/16/32``, :func:`_channels_key`)."""
     if not r.in_shapes or not r.out_shapes or len(r.in_shapes[0]) < 2:
         return "other"
     g = conv_geometry(r.layer, r.in_shapes[0])
     cls = conv_class(r) or "dense"
     if cls == "depthwise":
-        return f"depthwise/{_pow2(g['c_in'])}"
+        return f"depthwise/{_channels_key(g['c_in'])}"
     if cls == "image":
-        return f"image/{_pow2(r.out_shapes[0][1])}"
+        return f"image/{_channels_key(r.out_shapes[0][1])}"
     group = max(int(g["group"]), 1)
-    return f"{cls}/{_pow2(g['c_in'] // group)}/{_pow2(r.out_shapes[0][1] // group)}"
+    return (f"{cls}/{_channels_key(g['c_in'] // group)}/"
+            f"{_channels_key(r.out_shapes[0][1] // group)}")
 
 
 def signature(r: LayerResult, nchwc: bool | None = None) -> str:
@@ -717,7 +725,7 @@ def predict_context(report: Report, profile: Profile) -> list[LayerContext] | No
         return (True if seen is None else seen >= 0.5), None
 
     walked = walk_context(report, lambda i, r: conv_nchwc(context, r), decide)
-    return [replace(c, reorders=float(_lookup(reorders, c.keys[:-1]) or 0.0) if c.runs else 0.0)
+    return [replace(c, reorders=float(_lookup(reorders, c.keys[:2]) or 0.0) if c.runs else 0.0)
             for c in walked]
 
 
