@@ -340,12 +340,12 @@ CPU_KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
     "Convolution/1x1": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
     "Convolution/grouped": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
     "Convolution/image": CONV_IM2COL_FORM,
-    # outside onnxruntime's NCHWc layout (channels per group it does not block): one GEMM
-    # per group, each group paying a call
+    # outside onnxruntime's NCHWc layout (channels per group it does not block): an im2col
+    # and one GEMM per group, each group paying a call
     "Convolution/plain": (CONV_FORM, CONV_IM2COL_FORM),
     "Convolution/1x1-plain": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
     "Convolution/grouped-plain": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs",
-                                       "groups")),
+                                       "im2col", "groups")),
     "Convolution/depthwise-plain": Form(("const", "in_bytes", "out_bytes", "macs")),
     "InnerProduct": (Form(("const",), ("macs", "bytes")), FC_SUM_FORM),
     **{f"Broadcast/{op}:{form}": Form(("const", "flops"), ("floor", "bytes"))

@@ -81,7 +81,7 @@ def main() -> int:
                 report = analyze(load_net(str(path), batch=batch), Options(batch=batch))
                 c = compare(report, device, args.threads or None, args.repeats,
                             sessions=args.sessions)
-            except CnnstatError as e:
+            except (CnnstatError, KeyError, ValueError) as e:  # a net cnnstat cannot read yet
                 print(f"{path.stem:<28} failed: {e}")
                 failed.append(path.stem)
                 continue
