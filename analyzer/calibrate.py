@@ -377,22 +377,51 @@ class Measured:
                 for name, ms in self.layer_ms.items()}
 
 
-def measure_point(point: Point, threads: int, repeats: int) -> Measured:
-    """Lower the point's net to ONNX (a block runs as written) and time it with
-    onnxruntime."""
+@dataclass(frozen=True)
+class _Lowered:
+    """A point ready to run: its report, ONNX bytes, inputs and node/tensor → layer maps."""
+
+    report: Report
+    model: bytes
+    inputs: dict[str, Shape]
+    node_layer: dict[str, str]
+    tensors: dict[str, str]
+
+
+_LOWERED: dict[int, _Lowered] = {}  # by id(point): a point is lowered once per calibration
+
+
+def _lower(point: Point) -> _Lowered:
+    low = _LOWERED.get(id(point))
+    if low is not None and low.report.net is point.net:
+        return low
     report = analyze(point.net)
     if point.onnx is not None:
-        model, inputs = point.onnx, dict(report.inputs)
-        node_layer = {r.layer.name: r.layer.name for r in report.layers}
-        tensors = tensor_layers(report)
+        low = _Lowered(report, point.onnx, dict(report.inputs),
+                       {r.layer.name: r.layer.name for r in report.layers},
+                       tensor_layers(report))
     else:
         from analyzer.export_onnx import export
 
         ex = export(report)
-        model, inputs, node_layer = ex.model.SerializeToString(), ex.inputs, ex.node_layer
         tensors = {t: layer for (layer, _), t in ex.top_tensor.items()}
         tensors.update(tensor_layers(report))
-    run = time_model(model, inputs, threads, repeats=repeats, warmup=2, profile_runs=repeats)
+        low = _Lowered(report, ex.model.SerializeToString(), dict(ex.inputs), ex.node_layer,
+                       tensors)
+    if len(_LOWERED) > 64 and sum(len(v.model) for v in _LOWERED.values()) > 2**30:
+        _LOWERED.clear()  # keep at most about a GiB of lowered weights
+    _LOWERED[id(point)] = low
+    return low
+
+
+def measure_point(point: Point, threads: int, repeats: int, wall: bool = False) -> Measured:
+    """Lower the point's net to ONNX (a block runs as written; once per point) and time it
+    with onnxruntime: its profile only, unless ``wall`` (a chain's per-node cost is its
+    wall time)."""
+    low = _lower(point)
+    report, node_layer, tensors = low.report, low.node_layer, low.tensors
+    run = time_model(low.model, low.inputs, threads, repeats=repeats, warmup=2,
+                     profile_runs=repeats, wall=wall)
     att = attribute(report, run.nodes, node_layer, tensors)
     counts: dict[str, int] = {}
     for layer in att.node_layer.values():
@@ -706,7 +735,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
         for what, point in items:
             if progress:
                 progress.update(task, description=point.label[:34])
-            m = measure_point(point, threads, p.repeats)
+            m = measure_point(point, threads, p.repeats, wall=what == "chain")
             after = probe.ms()
             timed.append(_Timed(what, point, m, reading, after))
             reading = after
@@ -746,6 +775,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
             if not in_state(best[id(point)]):
                 retry.append(point)
     finally:
+        _LOWERED.clear()
         if progress:
             progress.stop()
     fusions = []

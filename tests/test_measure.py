@@ -362,7 +362,7 @@ def test_calibrate_keeps_points_measured_in_its_state(monkeypatch, readings, tim
 
     monkeypatch.setattr(probe, "Probe", _ScriptedProbe(readings))
     script = iter(times)
-    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats:
+    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats, wall=False:
                         _fake_measured(point, next(script)))
     measured = calibrate.run_plan(_one_conv_plan(retry_seconds=5.0), 1, show=False)
     assert [s.ms for s in measured["samples"]] == [kept]
@@ -377,7 +377,7 @@ def test_calibrate_keeps_the_slower_reading_of_a_streaming_point(monkeypatch, st
 
     monkeypatch.setattr(probe, "Probe", _ScriptedProbe([1.0] * 3))  # both passes in state
     script = iter([5.0, 3.0])
-    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats:
+    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats, wall=False:
                         _fake_measured(point, next(script)))
     fc = calibrate.single("fc", "InnerProduct", [(1, 64)], num_output=8, bias=True, axis=1,
                           streams=streams)
