@@ -563,19 +563,20 @@ def shape_node_ms(measured: Sequence[Measured], profiler_ms: float = 0.0) -> flo
 
 
 def reorder_fit(measured: Sequence[Measured], profiler_ms: float = 0.0) -> dict[str, Any] | None:
-    """The time of the runtime nodes (layout reorders) run before a layer's node, fitted as
-    ``count · a + in_bytes · b`` over every such group measured (ms), less the profiler's
-    own cost per node (``profiler_ms``)."""
-    from analyzer.timing import FEATURES, MIN_MS, nnls
+    """The time of the layout reorders run before a layer's node, fitted as ``count · a +
+    moved_bytes · b`` over every such group measured (ms; the bytes of the inputs written in
+    the other layout, :meth:`analyzer.timing.LayerContext.moved`), less the profiler's own
+    cost per node (``profiler_ms``)."""
+    from analyzer.timing import MIN_MS, nnls
 
     rows, ms = [], []
     for m in measured:
         if any(r.layer.name.startswith(COPY) for r in m.report.layers):
             continue  # a copy's output reorder runs before the next copy (context_tables)
-        for r in m.report.layers:
+        for r, c in zip(m.report.layers, observed_context(m)):
             count, t = m.reorders.get(r.layer.name, (0, 0.0))
             if count and r.layer.name in m.layer_ms:
-                rows.append((float(count), FEATURES["in_bytes"](r)))
+                rows.append((float(count), c.moved(r)))
                 ms.append(max(t - profiler_ms * count, 0.25 * t))
     if len(rows) < 3:
         return None
@@ -585,14 +586,14 @@ def reorder_fit(measured: Sequence[Measured], profiler_ms: float = 0.0) -> dict[
     coef = nnls(x / scale * w[:, None], y * w) / scale
     pred = x @ coef
     rel = np.abs(pred - y) / np.maximum(y, MIN_MS)
-    return {"formula": "count + in_bytes",
+    return {"formula": "count + moved_bytes",
             "coef": {"sum": {"count": float(f"{coef[0]:.6g}"),
-                             "in_bytes": float(f"{coef[1]:.6g}")}},
+                             "moved_bytes": float(f"{coef[1]:.6g}")}},
             "points": len(rows),
             "in_sample": {"median_rel_error": round(float(np.median(rel)), 4),
                           "mean_rel_error": round(float(np.mean(rel)), 4)},
-            "what": "layout reorders (and other nodes no layer computes) onnxruntime runs "
-                    "just before a layer's node: count of them and the layer's input bytes"}
+            "what": "layout reorders onnxruntime runs just before a layer's node: their count "
+                    "and the bytes of the inputs they convert (written in the other layout)"}
 
 
 

@@ -635,6 +635,17 @@ class LayerContext:
     # the layout of the nearest convolution upstream ("n": NCHWc, "p": plain, "": none): a
     # pooling or element-wise node reads what that convolution wrote, in its layout
     layout: str = ""
+    inputs: tuple[str, ...] = ()  # the layout each input was written in, one per bottom
+
+    def moved(self, r: LayerResult) -> float:
+        """Bytes of the inputs a reorder before this layer's node converts: for a
+        convolution those written in the other layout, for any other node those written
+        blocked (it reads plain NCHW); the smallest input when none qualifies."""
+        conv = r.layer.kind == "Convolution"
+        sizes = [math.prod(s) * _itemsize(r) for s in r.in_shapes]
+        picked = [b for b, lay in zip(sizes, self.inputs)
+                  if (lay != self.layout if conv else lay == "n")]
+        return float(sum(picked) if picked else min(sizes, default=0))
 
 
 def producers(report: Report) -> tuple[list[list[int]], list[int]]:
@@ -686,7 +697,8 @@ def walk_context(report: Report, nchwc: Callable[[int, LayerResult], bool | None
         runs, into = decide(i, sig, keys)
         root = i if runs else (into if into is not None else
                                (out[prods[i][0]].root if prods[i] else i))
-        out.append(LayerContext(sig, keys, runs, root, layout=layout))
+        out.append(LayerContext(sig, keys, runs, root, layout=layout,
+                                inputs=tuple(out[out[p].root].layout or "p" for p in prods[i])))
     return out
 
 
@@ -729,14 +741,15 @@ def predict_context(report: Report, profile: Profile) -> list[LayerContext] | No
             for c in walked]
 
 
-def reorder_ms(profile: Profile, r: LayerResult, count: float) -> float:
-    """Predicted time (ms) of ``count`` layout reorders of a layer's inputs (the profile's
-    ``Reorder`` fit over reorder count and the layer's input bytes)."""
+def reorder_ms(profile: Profile, r: LayerResult, c: LayerContext) -> float:
+    """Predicted time (ms) of the layout reorders before a layer's node (the profile's
+    ``Reorder`` fit over their count and the bytes they convert, :meth:`LayerContext.moved`)."""
     model = profile.kinds.get("Reorder")
-    if not count or not model:
+    if not c.reorders or not model:
         return 0.0
     coef = model["coef"].get("sum", {})
-    return max(count * coef.get("count", 0.0) + _in_bytes(r) * coef.get("in_bytes", 0.0), 0.0)
+    return max(c.reorders * coef.get("count", 0.0) + c.moved(r) * coef.get("moved_bytes", 0.0),
+               0.0)
 
 
 def runtime_nodes_ms(report: Report, profile: Profile) -> float:
@@ -744,7 +757,7 @@ def runtime_nodes_ms(report: Report, profile: Profile) -> float:
     (:func:`predict_context`) and the graph's shape arithmetic (``Net.shape_nodes``)."""
     contexts = predict_context(report, profile)
     reorders = 0.0 if contexts is None else sum(
-        reorder_ms(profile, r, c.reorders) for r, c in zip(report.layers, contexts) if c.runs)
+        reorder_ms(profile, r, c) for r, c in zip(report.layers, contexts) if c.runs)
     return reorders + report.net.shape_nodes * float(profile.data.get("shape_node_ms", 0.0))
 
 
@@ -777,8 +790,7 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
         else:
             ms, note = predict_layer(profile, r)
             summary = note or ""
-            count = contexts[len(layers)].reorders if contexts is not None else 0.0
-            extra = reorder_ms(profile, r, count)
+            extra = reorder_ms(profile, r, contexts[len(layers)]) if contexts is not None else 0.0
             if extra:
                 reorder_notes.append((r.layer.name, extra))
         if note:
