@@ -148,3 +148,17 @@ def test_silu_runs_as_one_node_on_efficientnet(replayed):
     silu_mul = [runs for t, runs, same in sig if t == "Mul" and same]
     assert len(silu_mul) == 69 and all(silu_mul)  # x · Sigmoid(x): one QuickGelu node each
     assert not any(runs for t, runs, _ in sig if t == "Sigmoid")
+
+
+def test_shape_arithmetic_is_counted_and_timed(replayed):
+    # torch's ShuffleNetV2 export computes its chunk bounds and view sizes from Shape nodes
+    # on the symbolic batch: 366 nodes once repeated expressions count once (onnxruntime
+    # ran 273 of them after its own eliminations); a net with static reshapes has none
+    assert load_net(str(need(ONNX_CORPUS / "shufflenet_v2_x1_0.onnx")), batch=1).shape_nodes == 366
+    assert load_net(str(need(ONNX_CORPUS / "resnet18.onnx")), batch=1).shape_nodes == 0
+    data = json.loads(RECORD.read_text())
+    plan = calibrate.plan(data["quick"], data["seed"])
+    measured = calibrate.replay(plan.points, data["points"])
+    assert any(m.point.group == "shape" for m in measured)
+    per_node = calibrate.shape_node_ms(measured, data["profiler_ms_per_node"])
+    assert per_node is not None and 0 < per_node < 0.05
