@@ -30,7 +30,7 @@ from analyzer.analysis import Options, analyze  # noqa: E402
 from analyzer.calibrate import main as calibrate  # noqa: E402
 from analyzer.errors import CnnstatError  # noqa: E402
 from analyzer.load import load_net  # noqa: E402
-from analyzer.measure import compare, to_json  # noqa: E402
+from analyzer.measure import by_class, compare, to_json  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "corpus"
 CAFFE = ["bvlc_alexnet_deploy", "bvlc_googlenet_deploy", "resnet50_deploy",
@@ -95,6 +95,17 @@ def main() -> int:
         if rows:
             errs = sorted(abs(c.error_pct) for c in rows)
             within = sum(e <= 15 for e in errs)
+            sums: dict[str, list[float]] = {}
+            for c in rows:
+                for x in by_class(c):
+                    acc = sums.setdefault(x.timed_as, [0.0, 0.0])
+                    acc[0] += x.predicted_ms
+                    acc[1] += x.measured_ms
+            print(f"\n{'profile entry, over all nets':<58} {'predicted ms':>13} "
+                  f"{'measured ms':>12} {'error %':>8}")
+            for k, (pr, me) in sorted(sums.items(), key=lambda kv: -kv[1][1]):
+                err = f"{100 * (pr - me) / me:+8.1f}" if me else ""
+                print(f"{k:<58} {pr:>13.2f} {me:>12.2f} {err:>8}")
             print(f"\n{within}/{len(rows) + len(failed)} nets within ±15 %; median |error| "
                   f"{statistics.median(errs):.1f} %, worst {errs[-1]:.1f} %"
                   + (f"; not measured: {', '.join(failed)}" if failed else ""))
