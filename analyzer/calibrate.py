@@ -933,9 +933,11 @@ def main(argv: Sequence[str]) -> int:
         raise CnnstatError(f"cannot write: {e.strerror}", str(out)) from None
     q = profile["quality"]
     held = q.get("holdout_per_layer", {})
+    context = profile.get("context", {})
+    fused = sum(1 for k, v in context.get("runs", {}).items() if "<-" in k and v < 0.5)
     print(f"wrote {out} ({q['points']} timed layers in "
-          f"{profile['source']['seconds']:.0f} s; fusions: "
-          f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
+          f"{profile['source']['seconds']:.0f} s; context: {len(context.get('runs', {}))} "
+          f"layer keys, {fused} of them fused into another node; per-layer overhead "
           f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
           f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
     state = profile.get("probe", {})
