@@ -10,7 +10,8 @@ blocks themselves, written as a torchvision export writes them (ONNX ops, opset 
 - squeeze-and-excitation: GlobalAveragePool → 1×1 conv → ReLU/SiLU → 1×1 conv →
   Sigmoid/HardSigmoid → broadcast Mul (MobileNetV3, EfficientNet, RegNetY);
 - inverted residuals (MobileNetV2/V3, MnasNet, EfficientNet): 1×1 expand, depthwise 3×3 or
-  5×5 at stride 1 or 2, 1×1 project, each with BatchNorm and ReLU/ReLU6/HardSwish/SiLU;
+  5×5 at stride 1 or 2, 1×1 project, each with BatchNorm and ReLU/ReLU6/HardSwish/SiLU, and
+  EfficientNetV2's fused MBConv (a dense 3×3 with SiLU before the residual Add);
 - grouped bottlenecks of the group widths torchvision uses (RegNet 8–64 channels per group,
   ResNeXt 32×4d/32×8d), with and without SE, residual Add + ReLU;
 - ShuffleNetV2's unit (channel split, branch, concat, channel shuffle), the shuffle with its
@@ -217,6 +218,20 @@ def inverted_residual(c: int, hw: int, expand: int, k: int, s: int, act: str,
     return Block(b.name, "se" if se else "inverted-residual", b.model([b.tail(y)]))
 
 
+def fused_mbconv(c: int, hw: int, expand: int, s: int) -> Block:
+    """EfficientNetV2's fused MBConv: a dense 3×3 (stride s) with BatchNorm and SiLU, a 1×1
+    project when it expands, and the residual Add — which, after a SiLU, has no convolution
+    to fuse into."""
+    b = Builder(f"fused-mbconv {c}x{expand} {hw}² s{s}")
+    x = b.stem((1, c, hw, hw))
+    y = b.cba(x, c * expand, 3, s, act="silu")
+    if expand > 1:
+        y = b.cba(y, c, act="none")
+    if s == 1:
+        y = b.add(y, x)
+    return Block(b.name, "inverted-residual", b.model([b.tail(y)]))
+
+
 def grouped_bottleneck(c: int, hw: int, width: int, se: bool = False, s: int = 1) -> Block:
     """RegNet / ResNeXt: 1×1 → grouped 3×3 with ``width`` channels per group → [SE] → 1×1,
     BatchNorm after each, residual Add (a projection when strided) and ReLU."""
@@ -359,6 +374,8 @@ def blocks(quick: bool) -> list[Block]:
           (112, 14, 6, 5, 2, "silu", "silu-sigmoid"), (48, 56, 4, 3, 1, "silu", ""),
           (32, 28, 3, 3, 1, "relu", "")]
     out += [inverted_residual(*m) for m in (mb[:5] + mb[6::2] if quick else mb)]
+    out += [fused_mbconv(*f) for f in (((24, 56, 1, 1), (48, 28, 4, 1)) if quick else
+                                       ((24, 56, 1, 1), (48, 28, 4, 1), (64, 28, 4, 2)))]
     grouped = [(c, hw, w, se, s) for ((c, hw), w), (se, s) in itertools.product(
         itertools.product(((64, 56), (192, 28), (432, 14)), GROUP_WIDTHS),
         ((False, 1), (True, 2), (True, 1), (False, 2))) if c % w == 0 and c // w > 1]
