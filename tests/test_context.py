@@ -109,6 +109,7 @@ def test_replayed_profile_fits_every_class(replayed):
 
 # (net, nodes onnxruntime ran that a layer computes) — from its profile of each net
 NODES = [(MODERN / "regnet_y_1_6gf.onnx", 197), (MODERN / "efficientnet_b1.onnx", 233),
+         (MODERN / "efficientnet_v2_s.onnx", 337),
          (MODERN / "mobilenet_v3_large.onnx", 82), (MODERN / "resnext50_32x4d.onnx", 57),
          (MODERN / "densenet169.onnx", 347), (ONNX_CORPUS / "shufflenet_v2_x1_0.onnx", 149),
          (ONNX_CORPUS / "mobilenet_v2.onnx", 55), (ONNX_CORPUS / "googlenet.onnx", 82),
