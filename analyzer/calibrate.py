@@ -262,9 +262,12 @@ def other_points(quick: bool) -> list[Point]:
     pts: list[Point] = []
     for x in _maps(quick):
         tag = "×".join(map(str, x[1:]))
-        for method, k, s in (("MAX", 3, 2), ("MAX", 2, 2), ("AVE", 3, 1)):
-            pts.append(single(f"pool {method} k{k} s{s} {tag}", "Pooling", [x], method=method,
-                              kernel=(k,), stride=(s,), pad=(0,), ceil=True))
+        # GoogLeNet's inception branches pool 3×3 at stride 1 with a pad of 1; DenseNet's
+        # transitions average 2×2 at stride 2
+        for method, k, s, pad in (("MAX", 3, 2, 0), ("MAX", 2, 2, 0), ("AVE", 3, 1, 0),
+                                  ("MAX", 3, 1, 1), ("AVE", 2, 2, 0)):
+            pts.append(single(f"pool {method} k{k} s{s} p{pad} {tag}", "Pooling", [x],
+                              method=method, kernel=(k,), stride=(s,), pad=(pad,), ceil=True))
         pts.append(single(f"pool global AVE {tag}", "Pooling", [x], method="AVE",
                           global_pooling=True, kernel=(1,)))
         pts.append(single(f"relu {tag}", "ReLU", [x]))
@@ -317,6 +320,39 @@ def chain(label: str, blocks: int, x: Shape = (1, 16, 4, 4)) -> Point:
         layers.append(_layer(f"s{i}", "Sigmoid", [f"r{i}"], [f"s{i}"]))
         prev = f"s{i}"
     return Point(label, Net(label, f"<calibrate {label}>", "calibrate", tuple(layers)))
+
+
+def between_points(quick: bool) -> list[Point]:
+    """A Caffe-style layer between two convolutions (conv → X → 1×1 conv): LRN, max and
+    average pooling, a Concat of two convs. Where onnxruntime runs X outside its blocked
+    layout it reorders before X and before the next conv (AlexNet's and GoogLeNet's LRN:
+    about 3 and 5 ms of reorders at batch 10); a one-layer point never shows that."""
+    pts = []
+    sizes = ((1, 64, 56, 56),) if quick else ((1, 64, 56, 56), (4, 96, 27, 27))
+    for x in sizes:
+        n, c, h, _ = x
+        tag = "×".join(map(str, x))
+        kinds: list[tuple[str, dict[str, Any]]] = [
+            ("LRN", {"local_size": 5, "region": "ACROSS_CHANNELS"}),
+            ("Pooling", {"method": "MAX", "kernel": (3,), "stride": (2,), "pad": (0,),
+                         "ceil": True}),
+            ("Pooling", {"method": "MAX", "kernel": (3,), "stride": (1,), "pad": (1,),
+                         "ceil": True}),
+            ("Concat", {"axis": 1})]
+        for kind, attrs in kinds:
+            layers = [_input(x), _layer("a", "Convolution", ["in0"], ["a"],
+                                        **_conv_attrs(c, 3, 1, 1))]
+            bottoms = ["a"]
+            if kind == "Concat":
+                layers.append(_layer("a2", "Convolution", ["in0"], ["a2"],
+                                     **_conv_attrs(c, 1, 1, 1)))
+                bottoms = ["a", "a2"]
+            layers += [_layer("x", kind, bottoms, ["x"], **attrs),
+                       _layer("b", "Convolution", ["x"], ["b"], **_conv_attrs(c, 1, 1, 1))]
+            label = f"between {kind} {attrs.get('method', '')}{attrs.get('stride', '')} {tag}"
+            pts.append(Point(label, Net(label, f"<calibrate {label}>", "calibrate",
+                                        tuple(layers))))
+    return pts
 
 
 FUSION_CANDIDATES = (("Convolution", "ReLU"), ("Convolution", "BatchNorm"),
@@ -679,7 +715,7 @@ def plan(quick: bool, seed: int = 0) -> Plan:
     rng = np.random.default_rng(seed)
     convs = conv_points(40 if quick else 140, rng)
     points = [aliases(), *convs, *first_points(quick), *mobile_points(quick), *fc_points(quick),
-              *other_points(quick), *block_points(quick)]
+              *other_points(quick), *between_points(quick), *block_points(quick)]
     fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
     chains = (chain("chain 20", 20), chain("chain 40", 40))
     return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7,

@@ -373,7 +373,7 @@ def blocks(quick: bool) -> list[Block]:
           (16, 112, 6, 3, 2, "silu", "silu-sigmoid"), (40, 28, 6, 5, 1, "silu", "silu-sigmoid"),
           (112, 14, 6, 5, 2, "silu", "silu-sigmoid"), (48, 56, 4, 3, 1, "silu", ""),
           (32, 28, 3, 3, 1, "relu", "")]
-    out += [inverted_residual(*m) for m in (mb[:5] + mb[6::2] if quick else mb)]
+    out += [inverted_residual(*m) for m in (mb[:7] + mb[8::2] if quick else mb)]
     out += [fused_mbconv(*f) for f in (((24, 56, 1, 1), (48, 28, 4, 1)) if quick else
                                        ((24, 56, 1, 1), (48, 28, 4, 1), (64, 28, 4, 2)))]
     grouped = [(c, hw, w, se, s) for ((c, hw), w), (se, s) in itertools.product(

@@ -69,7 +69,8 @@ def main() -> int:
         rows = []
         print(f"{'net':<28} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} "
               f"{'fastest ms':>11} {'load':>5} {'probe×':>7} {'set aside':>9}")
-        failed = []
+        failed: list[str] = []
+        files: list[str] = []
         for path in nets():
             if args.only and not any(o in path.stem for o in args.only):
                 continue
@@ -86,8 +87,10 @@ def main() -> int:
                 failed.append(path.stem)
                 continue
             rows.append(c)
+            files.append(path.name)
             if args.json:
-                Path(args.json).write_text(json.dumps([json.loads(to_json(x)) for x in rows]))
+                Path(args.json).write_text(json.dumps(
+                    [{"file": f, **json.loads(to_json(x))} for f, x in zip(files, rows)]))
             print(f"{path.stem:<28} {c.predicted_ms:>13.2f} {c.measured_ms:>12.2f} "
                   f"{c.error_pct:>+8.1f} {c.measured_min_ms:>11.2f} {c.load_average:>5.1f} "
                   f"{c.probe_ms / c.probe_reference_ms if c.probe_reference_ms else 0:>7.2f} "
