@@ -737,8 +737,10 @@ def predict_context(report: Report, profile: Profile) -> list[LayerContext] | No
         return (True if seen is None else seen >= 0.5), None
 
     walked = walk_context(report, lambda i, r: conv_nchwc(context, r), decide)
-    return [replace(c, reorders=float(_lookup(reorders, c.keys[:2]) or 0.0) if c.runs else 0.0)
-            for c in walked]
+    # the count most layers of the key had (a key seen with a reorder in a few contexts only,
+    # a graph input's, predicts none)
+    return [replace(c, reorders=float(math.floor((_lookup(reorders, c.keys[:2]) or 0.0) + 0.5))
+                    if c.runs else 0.0) for c in walked]
 
 
 def reorder_ms(profile: Profile, r: LayerResult, c: LayerContext) -> float:
