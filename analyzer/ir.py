@@ -77,6 +77,10 @@ class Net:
     layers: tuple[Layer, ...]
     warnings: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()  # the graph's outputs by name (ONNX); empty for Caffe
+    # nodes a runtime still executes that no layer computes: an ONNX graph's shape arithmetic
+    # on a symbolic dim (Shape → Gather → Unsqueeze → Concat → Reshape), which cnnstat folds
+    # once --batch binds the dim but onnxruntime runs on every call
+    shape_nodes: int = 0
 
 
 def frozen(attrs: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -254,7 +254,7 @@ def test_devices_shows_a_calibrated_profiles_grid_check(tmp_path, capsys):
     device.write_text(json.dumps(profile))
     assert cli.main(["devices", str(device)]) == 0
     out = capsys.readouterr().out
-    assert (f"fitted on 4/5 of the grid, checked on the rest: per-layer median "
+    assert (f"fitted on 4/5 of the grid points, checked on the other fifth (every fifth point by label): per-layer median "
             f"{held['median_rel_error']:.1%} over {held['points']} layers") in out
     assert "Convolution" in out and "machine state at calibration: probe" in out
 
@@ -294,8 +294,9 @@ def test_measure_json_compares_every_layer(tmp_path, capsys):
     assert entry["layers"] == len(same) == 5
     assert entry["measured_ms"] == pytest.approx(sum(r["measured_ms"] for r in same))
     assert entry["predicted_ms"] == pytest.approx(sum(r["predicted_ms"] for r in same))
+    # plus one entry for the nodes no layer computes (the reorders around the graph's ends)
     assert sum(x["measured_ms"] for x in out["by_class"]) == pytest.approx(
-        sum(r["measured_ms"] or 0.0 for r in out["rows"]))
+        sum(r["measured_ms"] or 0.0 for r in out["rows"]) + out["runtime_nodes_ms"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -363,7 +364,7 @@ def test_calibrate_keeps_points_measured_in_its_state(monkeypatch, readings, tim
 
     monkeypatch.setattr(probe, "Probe", _ScriptedProbe(readings))
     script = iter(times)
-    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats:
+    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats, wall=False:
                         _fake_measured(point, next(script)))
     measured = calibrate.run_plan(_one_conv_plan(retry_seconds=5.0), 1, show=False)
     assert [s.ms for s in measured["samples"]] == [kept]
@@ -378,7 +379,7 @@ def test_calibrate_keeps_the_slower_reading_of_a_streaming_point(monkeypatch, st
 
     monkeypatch.setattr(probe, "Probe", _ScriptedProbe([1.0] * 3))  # both passes in state
     script = iter([5.0, 3.0])
-    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats:
+    monkeypatch.setattr(calibrate, "measure_point", lambda point, threads, repeats, wall=False:
                         _fake_measured(point, next(script)))
     fc = calibrate.single("fc", "InnerProduct", [(1, 64)], num_output=8, bias=True, axis=1,
                           streams=streams)

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0,
                    help="pin onnxruntime's intra-op thread count (default: its own choice)")
     p.add_argument("--seed", type=int, default=0, help="grid sampling seed")
+    p.add_argument("--record", help="also write what was measured on every point to this "
+                   "JSON file (to fit again without measuring: tests)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -40,6 +42,14 @@ def main(argv: Sequence[str]) -> int:
     measured = run_plan(plan(args.quick, args.seed), args.threads)
     measured["runtime_memory"] = calibrate_memory(measured["fusions"], args.threads,
                                                   args.quick)
+    if args.record:
+        try:
+            Path(args.record).write_text(json.dumps(
+                {"quick": args.quick, "seed": args.seed, "profiler_ms_per_node":
+                 measured["profiler_ms_per_node"], "points": measured["record"]},
+                separators=(",", ":")) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise CnnstatError(f"cannot write: {e.strerror}", args.record) from None
     profile = build_profile(name, measured, args.threads, args.quick,
                             time.perf_counter() - start)
     try:
@@ -49,9 +59,11 @@ def main(argv: Sequence[str]) -> int:
         raise CnnstatError(f"cannot write: {e.strerror}", str(out)) from None
     q = profile["quality"]
     held = q.get("holdout_per_layer", {})
+    context = profile.get("context", {})
+    fused = sum(1 for k, v in context.get("runs", {}).items() if "<-" in k and v < 0.5)
     print(f"wrote {out} ({q['points']} timed layers in "
-          f"{profile['source']['seconds']:.0f} s; fusions: "
-          f"{', '.join('+'.join(f) for f in profile['fusions']) or 'none'}; per-layer overhead "
+          f"{profile['source']['seconds']:.0f} s; context: {len(context.get('runs', {}))} "
+          f"layer keys, {fused} of them fused into another node; per-layer overhead "
           f"{profile['per_layer_overhead_ms'] * 1000:.1f} µs; held-out median error "
           f"{held.get('median_rel_error', float('nan')) * 100:.1f} %)")
     memory = profile.get("runtime_memory", {}).get("quality", {}).get("in_sample", {})

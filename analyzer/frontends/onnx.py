@@ -291,6 +291,13 @@ class _Reader:
         self.sources: dict[str, tuple[str, ...]] = {}  # folded tensor → float initializers in it
         self.data_consts: set[str] = set()  # float initializers that are data, not weights
         self.warnings: list[str] = []
+        # shape arithmetic on a dim the file leaves symbolic: folded here, run by a runtime
+        # (``symbolic`` is set while binding the inputs, before any reset)
+        self.symbolic = getattr(self, "symbolic", False)
+        self.dynamic: set[str] = set()
+        self.exprs: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
+        self.same: dict[str, str] = {}  # a repeated expression's output → the first one's
+        self.shape_nodes = 0
 
     # ------------------------------------------------------------------ inputs and shapes
 
@@ -308,6 +315,7 @@ class _Reader:
             if dims is None:
                 unknown.append(f"'{vi.name}' (rank unknown)")
                 continue
+            self.symbolic |= any(not isinstance(d, int) or d <= 0 for d in dims)
             if self.batch is not None and dims:  # as the analysis does, --input-shape too
                 dims[0] = self.batch
             if any(not isinstance(d, int) or d < 0 for d in dims):  # 0: an empty tensor
@@ -483,7 +491,8 @@ class _Reader:
                 self.warnings.append(f"initializer '{t_name}' ({list(dims)}) feeds no layer "
                                      "(only folded constant arithmetic); not counted")
         name = self.graph.name or os.path.splitext(os.path.basename(self.path))[0]
-        return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings), self.outputs)
+        return Net(name, self.path, "onnx", tuple(layers), tuple(self.warnings), self.outputs,
+                   self.shape_nodes)
 
     def _gaps(self, layers: list[Layer]) -> bool:
         """Whether some layer or graph output is left without a shape."""
@@ -545,6 +554,18 @@ class _Reader:
             if ins[0] not in self.shapes:
                 return False
         self.static.update(o for o in node.output if o)
+        if self.symbolic and op != "Constant" and (
+                (op in ("Shape", "Size") and ins and ins[0] not in self.init)
+                or any(x in self.dynamic for x in ins)):
+            self.dynamic.update(o for o in node.output if o)  # runs at run time all the same
+            # a runtime computes a repeated expression once (onnxruntime's common
+            # subexpression elimination: torch exports one Shape per use of a tensor's shape)
+            key = (op, tuple(self.same.get(x, x) for x in ins), repr(sorted(node.attrs.items())))
+            first = self.exprs.setdefault(key, list(node.output))
+            if first is node.output or first == list(node.output):
+                self.shape_nodes += 1
+            else:
+                self.same.update(zip(node.output, first))
         if op == "Constant":
             return True  # its value is kept as its TensorProto, decoded when read
         if op not in _FOLD_ALWAYS:  # a weight transposed, cast or reshaped stays that weight

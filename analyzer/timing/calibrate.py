@@ -29,6 +29,7 @@ Times are milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import platform
@@ -65,6 +66,8 @@ class Point:
     label: str
     net: Net
     streams: bool = False
+    onnx: bytes | None = None  # a block (analyzer.timing.blocks): run as written, not lowered
+    group: str = ""  # the grid class a block belongs to
 
 
 COPY = "copy"  # name prefix of the copies of a layer measured together
@@ -245,9 +248,12 @@ def other_points(quick: bool) -> list[Point]:
     pts: list[Point] = []
     for x in _maps(quick):
         tag = "×".join(map(str, x[1:]))
-        for method, k, s in (("MAX", 3, 2), ("MAX", 2, 2), ("AVE", 3, 1)):
-            pts.append(single(f"pool {method} k{k} s{s} {tag}", "Pooling", [x], method=method,
-                              kernel=(k,), stride=(s,), pad=(0,), ceil=True))
+        # GoogLeNet's inception branches pool 3×3 at stride 1 with a pad of 1; DenseNet's
+        # transitions average 2×2 at stride 2
+        for method, k, s, pad in (("MAX", 3, 2, 0), ("MAX", 2, 2, 0), ("AVE", 3, 1, 0),
+                                  ("MAX", 3, 1, 1), ("AVE", 2, 2, 0)):
+            pts.append(single(f"pool {method} k{k} s{s} p{pad} {tag}", "Pooling", [x],
+                              method=method, kernel=(k,), stride=(s,), pad=(pad,), ceil=True))
         pts.append(single(f"pool global AVE {tag}", "Pooling", [x], method="AVE",
                           global_pooling=True, kernel=(1,)))
         pts.append(single(f"relu {tag}", "ReLU", [x]))
@@ -302,6 +308,39 @@ def chain(label: str, blocks: int, x: Shape = (1, 16, 4, 4)) -> Point:
     return Point(label, Net(label, f"<calibrate {label}>", "calibrate", tuple(layers)))
 
 
+def between_points(quick: bool) -> list[Point]:
+    """A Caffe-style layer between two convolutions (conv → X → 1×1 conv): LRN, max and
+    average pooling, a Concat of two convs. Where onnxruntime runs X outside its blocked
+    layout it reorders before X and before the next conv (AlexNet's and GoogLeNet's LRN:
+    about 3 and 5 ms of reorders at batch 10); a one-layer point never shows that."""
+    pts = []
+    sizes = ((1, 64, 56, 56),) if quick else ((1, 64, 56, 56), (4, 96, 27, 27))
+    for x in sizes:
+        n, c, h, _ = x
+        tag = "×".join(map(str, x))
+        kinds: list[tuple[str, dict[str, Any]]] = [
+            ("LRN", {"local_size": 5, "region": "ACROSS_CHANNELS"}),
+            ("Pooling", {"method": "MAX", "kernel": (3,), "stride": (2,), "pad": (0,),
+                         "ceil": True}),
+            ("Pooling", {"method": "MAX", "kernel": (3,), "stride": (1,), "pad": (1,),
+                         "ceil": True}),
+            ("Concat", {"axis": 1})]
+        for kind, attrs in kinds:
+            layers = [input_layer(x), make_layer("a", "Convolution", ["in0"], ["a"],
+                                        **conv_attrs(c, 3, 1, 1))]
+            bottoms = ["a"]
+            if kind == "Concat":
+                layers.append(make_layer("a2", "Convolution", ["in0"], ["a2"],
+                                     **conv_attrs(c, 1, 1, 1)))
+                bottoms = ["a", "a2"]
+            layers += [make_layer("x", kind, bottoms, ["x"], **attrs),
+                       make_layer("b", "Convolution", ["x"], ["b"], **conv_attrs(c, 1, 1, 1))]
+            label = f"between {kind} {attrs.get('method', '')}{attrs.get('stride', '')} {tag}"
+            pts.append(Point(label, Net(label, f"<calibrate {label}>", "calibrate",
+                                        tuple(layers))))
+    return pts
+
+
 FUSION_CANDIDATES = (("Convolution", "ReLU"), ("Convolution", "BatchNorm"),
                      ("Convolution", "Scale"), ("Convolution", "Eltwise"),
                      ("Convolution", "Broadcast"), ("Convolution", "Clip"),
@@ -347,6 +386,11 @@ class Measured:
     nodes_ms: float  # all profiled nodes, reorders included
     layer_nodes: dict[str, int]  # executed nodes charged to each layer
     node_count: int  # executed nodes, reorders included
+    nchwc: frozenset[str] = frozenset()  # layers whose node ran in the NCHWc layout
+    # nodes no layer computes that are not reorders (shape arithmetic): count and ms
+    other_nodes: tuple[int, float] = (0, 0.0)
+    # layout reorders run just before a layer's node: count and ms
+    reorders: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
 
     def corrected(self, profiler_ms: float) -> dict[str, float]:
         """Layer times less the profiler's own cost per node (``profiler_ms`` each), kept
@@ -355,23 +399,227 @@ class Measured:
                 for name, ms in self.layer_ms.items()}
 
 
-def measure_point(point: Point, threads: int, repeats: int) -> Measured:
-    """Lower the point's net to ONNX and time it with onnxruntime."""
-    from analyzer.timing.lower import export
+@dataclass(frozen=True)
+class _Lowered:
+    """A point ready to run: its report, ONNX bytes, inputs and node/tensor → layer maps."""
 
+    report: Report
+    model: bytes
+    inputs: dict[str, Shape]
+    node_layer: dict[str, str]
+    tensors: dict[str, str]
+
+
+_LOWERED: dict[int, _Lowered] = {}  # by id(point): a point is lowered once per calibration
+
+
+def _lower(point: Point) -> _Lowered:
+    low = _LOWERED.get(id(point))
+    if low is not None and low.report.net is point.net:
+        return low
     report = analyze(point.net)
-    ex = export(report)
-    tensors = {t: layer for (layer, _), t in ex.top_tensor.items()}
-    tensors.update(tensor_layers(report))
-    run = time_model(ex.model.SerializeToString(), ex.inputs, threads, repeats=repeats,
-                     warmup=2, profile_runs=repeats)
-    nodes = [n for n in run.nodes if n.op not in REORDER_OPS]
-    att = attribute(report, nodes, ex.node_layer, tensors)
+    if point.onnx is not None:
+        low = _Lowered(report, point.onnx, dict(report.inputs),
+                       {r.layer.name: r.layer.name for r in report.layers},
+                       tensor_layers(report))
+    else:
+        from analyzer.timing.lower import export
+
+        ex = export(report)
+        tensors = {t: layer for (layer, _), t in ex.top_tensor.items()}
+        tensors.update(tensor_layers(report))
+        low = _Lowered(report, ex.model.SerializeToString(), dict(ex.inputs), ex.node_layer,
+                       tensors)
+    if len(_LOWERED) > 64 and sum(len(v.model) for v in _LOWERED.values()) > 2**30:
+        _LOWERED.clear()  # keep at most about a GiB of lowered weights
+    _LOWERED[id(point)] = low
+    return low
+
+
+def measure_point(point: Point, threads: int, repeats: int, wall: bool = False) -> Measured:
+    """Lower the point's net to ONNX (a block runs as written; once per point) and time it
+    with onnxruntime: its profile only, unless ``wall`` (a chain's per-node cost is its
+    wall time)."""
+    low = _lower(point)
+    report, node_layer, tensors = low.report, low.node_layer, low.tensors
+    run = time_model(low.model, low.inputs, threads, repeats=repeats, warmup=2,
+                     profile_runs=repeats, wall=wall)
+    att = attribute(report, run.nodes, node_layer, tensors)
     counts: dict[str, int] = {}
     for layer in att.node_layer.values():
         counts[layer] = counts.get(layer, 0) + 1
+    nchwc = frozenset(att.node_layer[n.name] for n in run.nodes
+                      if n.name in att.node_layer and n.name.endswith("_nchwc"))
+    before: dict[str, tuple[int, float]] = {}
+    pending: list[float] = []
+    for n in run.nodes:  # layout reorders count for the next layer's node
+        if n.name not in att.node_layer:
+            if n.op in REORDER_OPS:
+                pending.append(n.ms)
+        elif pending:
+            layer = att.node_layer[n.name]
+            count, ms = before.get(layer, (0, 0.0))
+            before[layer] = (count + len(pending), ms + sum(pending))
+            pending = []
+    other = [n.ms for n in run.nodes if n.name not in att.node_layer and n.op not in REORDER_OPS]
     return Measured(point, report, run.wall_ms, att.layer_ms, att.fused_into,
-                    sum(n.ms for n in run.nodes), counts, len(run.nodes))
+                    sum(n.ms for n in run.nodes), counts, len(run.nodes), nchwc=nchwc,
+                    reorders=before, other_nodes=(len(other), sum(other)))
+
+
+def block_points(quick: bool) -> list[Point]:
+    """The blocks of :mod:`analyzer.timing.blocks`, read back by cnnstat's ONNX reader."""
+    import tempfile
+
+    from analyzer.frontends.load import load_net
+    from analyzer.timing.blocks import blocks
+
+    points = []
+    with tempfile.TemporaryDirectory(prefix="cnnstat-blocks-") as tmp:
+        for i, b in enumerate(blocks(quick)):
+            path = Path(tmp) / f"block{i}.onnx"
+            path.write_bytes(b.onnx)
+            net = load_net(str(path), batch=1)  # the shape block's batch is symbolic
+            net = dataclasses.replace(net, name=b.label, path=f"<calibrate {b.label}>")
+            points.append(Point(b.label, net, onnx=b.onnx, group=b.group))
+    return points
+
+
+def observed_context(m: Measured) -> list[Any]:
+    """Each layer's context (:func:`analyzer.timing.profile.walk_context`) as onnxruntime ran the
+    measured net: which layers ran a node, into which the others were fused, which
+    convolutions ran in the NCHWc layout."""
+    from analyzer.timing.profile import walk_context
+
+    layers = m.report.layers
+    index = {r.layer.name: i for i, r in enumerate(layers)}
+
+    def decide(i: int, sig: str, keys: tuple[str, ...]) -> tuple[bool, int | None]:
+        name = layers[i].layer.name
+        into = m.fused_into.get(name)
+        return name in m.layer_ms, index.get(into) if into else None
+
+    return walk_context(m.report, lambda i, r: r.layer.name in m.nchwc, decide)
+
+
+def record(m: Measured) -> dict[str, Any]:
+    """What was measured on one point, as JSON (``calibrate --record``): enough to rebuild
+    its :class:`Measured` from the plan's point of the same label (:func:`replay`)."""
+    return {"label": m.point.label, "wall_ms": round(m.wall_ms, 4),
+            "layer_ms": {k: round(v, 4) for k, v in m.layer_ms.items()},
+            "fused_into": m.fused_into, "nodes_ms": round(m.nodes_ms, 4),
+            "layer_nodes": m.layer_nodes, "node_count": m.node_count,
+            "nchwc": sorted(m.nchwc),
+            "reorders": {k: [c, round(t, 4)] for k, (c, t) in m.reorders.items()},
+            "other_nodes": [m.other_nodes[0], round(m.other_nodes[1], 4)]}
+
+
+def replay(points: Sequence[Point], recorded: Sequence[dict[str, Any]]) -> list[Measured]:
+    """The :class:`Measured` of every point of ``points`` that ``recorded`` (a
+    ``--record`` file's list) holds, by label: a calibration fitted again without timing
+    anything."""
+    by_label = {r["label"]: r for r in recorded}
+    out = []
+    for point in points:
+        r = by_label.get(point.label)
+        if r is None:
+            continue
+        out.append(Measured(point, analyze(point.net), r["wall_ms"], dict(r["layer_ms"]),
+                            dict(r["fused_into"]), r["nodes_ms"], dict(r["layer_nodes"]),
+                            r["node_count"], nchwc=frozenset(r["nchwc"]),
+                            reorders={k: (int(c), float(t)) for k, (c, t)
+                                      in r["reorders"].items()},
+                            other_nodes=tuple(r.get("other_nodes", (0, 0.0)))))
+    return out
+
+
+def context_tables(measured: Sequence[Measured]) -> dict[str, Any]:
+    """What onnxruntime did with each layer in context, over every measured point: the
+    share of layers of each key that ran a node of their own (``runs``), the mean count of
+    runtime nodes (layout reorders) just before their node (``reorders``), and the share of
+    convolutions of each layout key it ran in its blocked NCHWc layout (``conv_layout``).
+    Keys are :func:`analyzer.timing.profile.walk_context`'s."""
+    from analyzer.timing.profile import conv_layout_key
+
+    runs: dict[str, list[float]] = {}
+    reorders: dict[str, list[float]] = {}
+    layout: dict[str, list[float]] = {}
+    for m in measured:
+        layers = m.report.layers
+        # copies of a layer: the reorder of one copy's output (a graph output) runs before
+        # the next copy's node, so their reorders say nothing about a layer in a net
+        copies = any(r.layer.name.startswith(COPY) for r in layers)
+        for i, c in enumerate(observed_context(m)):
+            r = layers[i]
+            if r.layer.kind == "Input":
+                continue
+            for k in c.keys:
+                runs.setdefault(k, []).append(float(c.runs))
+            if c.runs and not copies:
+                count = float(m.reorders.get(r.layer.name, (0, 0.0))[0])
+                for k in c.keys[:2]:  # not by kind alone: a GAP's layout decides its reorder
+                    reorders.setdefault(k, []).append(count)
+                if r.layer.kind == "Convolution":
+                    layout.setdefault(conv_layout_key(r), []).append(
+                        float(r.layer.name in m.nchwc))
+
+    def mean(table: dict[str, list[float]]) -> dict[str, float]:
+        return {k: round(statistics.fmean(v), 3) for k, v in sorted(table.items())}
+
+    return {"runs": mean(runs), "reorders": mean(reorders), "conv_layout": mean(layout),
+            "note": "measured on the grid and blocks: runs = share of layers of a key that "
+                    "ran a node of their own; reorders = mean runtime nodes (layout "
+                    "reorders) just before their node; conv_layout = share run in "
+                    "onnxruntime's NCHWc layout"}
+
+
+def shape_node_ms(measured: Sequence[Measured], profiler_ms: float = 0.0) -> float | None:
+    """The time of one node of shape arithmetic (ms): over the points whose net has some
+    (``Net.shape_nodes``, counted by cnnstat's reader), the nodes no layer computes that
+    are not reorders, less the profiler's cost per node, per node cnnstat counted."""
+    per = [max(ms - profiler_ms * count, 0.25 * ms) / m.point.net.shape_nodes
+           for m in measured if m.point.net.shape_nodes
+           for count, ms in (m.other_nodes,)]
+    return round(statistics.median(per), 6) if per else None
+
+
+def reorder_fit(measured: Sequence[Measured], profiler_ms: float = 0.0) -> dict[str, Any] | None:
+    """The time of the layout reorders run before a layer's node, fitted as ``count · a +
+    moved_bytes · b`` over every such group measured (ms; the bytes of the inputs written in
+    the other layout, :meth:`analyzer.timing.profile.LayerContext.moved`), less the profiler's own
+    cost per node (``profiler_ms``)."""
+    from analyzer.timing.nnls import nnls
+    from analyzer.timing.profile import MIN_MS
+
+    rows, ms = [], []
+    for m in measured:
+        if any(r.layer.name.startswith(COPY) for r in m.report.layers):
+            continue  # a copy's output reorder runs before the next copy (context_tables)
+        for r, c in zip(m.report.layers, observed_context(m)):
+            count, t = m.reorders.get(r.layer.name, (0, 0.0))
+            if count and r.layer.name in m.layer_ms:
+                rows.append((float(count), c.moved(r)))
+                ms.append(max(t - profiler_ms * count, 0.25 * t))
+    if len(rows) < 3:
+        return None
+    # least squares on absolute, not relative, error: the large reorders are what a net's
+    # total feels, and the small ones' byte counts are the least certain (weighted by 1/ms,
+    # the byte rate of one calibration collapsed to 0.08 µs/MB)
+    x, y = np.array(rows), np.array(ms)
+    scale = np.maximum(x.max(axis=0), 1e-30)
+    coef = nnls(x / scale, y) / scale
+    pred = x @ coef
+    rel = np.abs(pred - y) / np.maximum(y, MIN_MS)
+    return {"formula": "count + moved_bytes",
+            "coef": {"sum": {"count": float(f"{coef[0]:.6g}"),
+                             "moved_bytes": float(f"{coef[1]:.6g}")}},
+            "points": len(rows),
+            "in_sample": {"median_rel_error": round(float(np.median(rel)), 4),
+                          "mean_rel_error": round(float(np.mean(rel)), 4)},
+            "what": "layout reorders onnxruntime runs just before a layer's node: their count "
+                    "and the bytes of the inputs they convert (written in the other layout)"}
+
+
 
 
 def aliases() -> Point:
@@ -455,6 +703,7 @@ class Plan:
     chains: tuple[Point, ...]
     repeats: int
     passes: int = 2  # measure every layer point this many times (1 or 2)
+    block_passes: int = 2  # the same for the blocks (analyzer.timing.blocks)
     retry_seconds: float = 30.0  # re-measure points taken in another machine state this long
 
 
@@ -462,11 +711,11 @@ def plan(quick: bool, seed: int = 0) -> Plan:
     rng = np.random.default_rng(seed)
     convs = conv_points(40 if quick else 140, rng)
     points = [aliases(), *convs, *first_points(quick), *mobile_points(quick), *fc_points(quick),
-              *other_points(quick)]
+              *other_points(quick), *between_points(quick), *block_points(quick)]
     fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
     chains = (chain("chain 20", 20), chain("chain 40", 40))
     return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7,
-                retry_seconds=10.0 if quick else 30.0)
+                retry_seconds=10.0 if quick else 30.0, block_passes=1 if quick else 2)
 
 
 def _progress() -> Any:
@@ -505,7 +754,9 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     layers = [("layer", q) for q in p.points]
     items: list[tuple[str, Point]] = ([("fusion", q) for q in p.fusion_points]
                                       + [("chain", q) for q in p.chains]
-                                      + layers + (layers[::-1] if p.passes > 1 else []))
+                                      + layers + [(w, q) for w, q in layers[::-1]
+                                                  if (p.passes if q.onnx is None
+                                                      else p.block_passes) > 1])
     progress = _progress() if show else None
     if progress:
         progress.start()
@@ -517,7 +768,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
         for what, point in items:
             if progress:
                 progress.update(task, description=point.label[:34])
-            m = measure_point(point, threads, p.repeats)
+            m = measure_point(point, threads, p.repeats, wall=what == "chain")
             after = probe.ms()
             timed.append(_Timed(what, point, m, reading, after))
             reading = after
@@ -557,6 +808,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
             if not in_state(best[id(point)]):
                 retry.append(point)
     finally:
+        _LOWERED.clear()
         if progress:
             progress.stop()
     fusions = []
@@ -573,6 +825,10 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     profiler = [max(t.m.nodes_ms - t.m.wall_ms, 0.0) / max(t.m.node_count, 1) for t in chains]
     per_node = statistics.median(profiler) if profiler else 0.0
     samples = [s for t in best.values() for s in samples_of(t.m, per_node)]
+    seen = [t.m for t in best.values()] + [t.m for t in timed if t.what == "fusion"]
+    context = context_tables(seen)
+    reorder = reorder_fit(seen, per_node)
+    shape_ms = shape_node_ms(seen, per_node)
     state = {
         "net": DESCRIPTION,
         "ms": round(ref, 4),
@@ -584,6 +840,8 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
         "points_measured_again": retried,
         "points_out_of_state": sum(not in_state(t) for t in best.values())}
     return {"samples": samples, "fusions": fusions, "profiler_ms_per_node": per_node,
+            "context": context, "reorder": reorder, "record": [record(m) for m in seen],
+            "shape_node_ms": shape_ms,
             "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0,
             "probe": state}
 
@@ -614,19 +872,27 @@ def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool
         "per_layer_overhead_ms": round(measured["per_layer_overhead_ms"], 6),
         "profiler_ms_per_node": round(measured.get("profiler_ms_per_node", 0.0), 6),
         "fusions": measured["fusions"],
+        **({"context": measured["context"]} if measured.get("context") else {}),
+        **({"shape_node_ms": measured["shape_node_ms"]} if measured.get("shape_node_ms")
+           else {}),
         **({"probe": measured["probe"]} if "probe" in measured else {}),
         "source": {"tool": "cnnstat calibrate" + (" --quick" if quick else ""),
                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "seconds": round(seconds, 1),
                    "grid_points": len({s.net for s in samples})},
     }
-    train = [s for i, s in enumerate(samples) if i % 5]
-    held = [s for i, s in enumerate(samples) if not i % 5]
+    # a fifth of the grid points (whole nets: a block's layers stay together) held out
+    held_nets = set(sorted({s.net for s in samples})[::5])
+    train = [s for s in samples if s.net not in held_nets]
+    held = [s for s in samples if s.net in held_nets]
     check = fit_profile(train, meta, held, CPU_KIND_FORMS) if train and held else {}
     profile = fit_profile(samples, meta, forms=CPU_KIND_FORMS)
+    if measured.get("reorder"):
+        profile["kinds"]["Reorder"] = measured["reorder"]
     if "quality" in check and "holdout_per_layer" in check["quality"]:
         profile["quality"]["holdout_per_layer"] = check["quality"]["holdout_per_layer"]
-        profile["quality"]["holdout_note"] = "fitted on 4/5 of the grid, checked on the rest"
+        profile["quality"]["holdout_note"] = ("fitted on 4/5 of the grid points, checked on "
+                                              "the other fifth (every fifth point by label)")
     if "runtime_memory" in measured:  # analyzer.timing.runtime_memory's fit
         profile["runtime_memory"] = measured["runtime_memory"]
     if "probe" in measured:

@@ -40,6 +40,19 @@ from analyzer.timing.runtime import NodeTime, Run, require_ort, time_model_isola
 REORDER_OPS = {"ReorderInput", "ReorderOutput"}  # onnxruntime's NCHWc layout changes
 FREE_KINDS = {"Input", "Split", "Dropout"}  # never run as a node
 HEAD_KINDS = {"Convolution", "Deconvolution", "InnerProduct", "MatMul"}  # start fused chains
+# nodes that compute a fused chain (Conv+BatchNorm+ReLU) and may be named after its last
+# output: only these are moved back to the chain's first layer
+HEAD_OPS = {"Conv", "FusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul",
+            "NhwcFusedConv"}
+# fused nodes onnxruntime names after no node of the graph (the GELU it finds in
+# x·0.5·(1+erf(x/√2)) is a node named "Gelu"): charged to the first layer after the node
+# before them that has no node of its own, preferring a layer of the types listed
+UNNAMED_FUSED_OPS: dict[str, tuple[str, ...]] = {
+    "Gelu": ("Div", "Erf", "Gelu"), "BiasGelu": ("Div", "Erf", "Gelu"),
+    "FastGelu": ("Div", "Erf", "Gelu", "Tanh"), "QuickGelu": ("Sigmoid",),
+    "LayerNormalization": ("ReduceMean", "LayerNormalization"),
+    "SkipLayerNormalization": ("Add", "LayerNormalization"), "Softmax": ("Softmax", "Exp"),
+    "HardSwish": ("HardSigmoid", "HardSwish"), "Sigmoid": ("Sigmoid",)}
 
 
 
@@ -60,7 +73,8 @@ class Attribution:
     node_layer: dict[str, str] = field(default_factory=dict)  # executed node -> layer
 
 
-_SUFFIXES = re.compile(r"(_nchwc|_token_\d+|_kernel_time|_fused|_\d+)$")
+# "_bn_nchwc": a BatchNormalization onnxruntime runs as a blocked 1×1 depthwise conv
+_SUFFIXES = re.compile(r"(_nchwc|_bn|_token_\d+|_kernel_time|_fused|_\d+)$")
 
 
 def _resolve(name: str, node_layer: Mapping[str, str],
@@ -100,15 +114,29 @@ def attribute(report: Report, nodes: Sequence[NodeTime], node_layer: Mapping[str
             producer[t] = i
     hits: dict[str, list[NodeTime]] = {}
     runtime: dict[str, float] = {}
-    for n in nodes:
-        name = _resolve(n.name, node_layer, tensor_layer)
-        if n.op in REORDER_OPS or name not in index:
+    resolved = [_resolve(n.name, node_layer, tensor_layer) if n.op not in REORDER_OPS else None
+                for n in nodes]
+    resolved = [r if r in index else None for r in resolved]
+    named = {r for r in resolved if r is not None}
+    last = -1
+    for n, name in zip(nodes, resolved):
+        if name is None and n.op in UNNAMED_FUSED_OPS:
+            free = [r.layer for r in report.layers[last + 1:]
+                    if r.layer.name not in named and r.layer.name not in hits
+                    and r.layer.kind not in FREE_KINDS | {"Input"}]
+            liked = [la for la in free[:8] if la.type in UNNAMED_FUSED_OPS[n.op]]
+            name = (liked or free or [None])[0] and (liked or free)[0].name
+        if name is None:
             runtime[n.name] = runtime.get(n.name, 0.0) + n.ms
         else:
             hits.setdefault(name, []).append(n)
+            last = max(last, index[name])
     owner: dict[str, str] = {}
     for name in list(hits):
         i = index[name]
+        if not any(n.op in HEAD_OPS for n in hits[name]):
+            owner[name] = name
+            continue
         # a fused node named after its chain's last output: move it to the chain's head
         while report.layers[i].layer.kind not in HEAD_KINDS:
             j = bottom_of[i]
@@ -233,6 +261,7 @@ class Comparison:
     measured_ms: float
     measured_layers_ms: float  # sum of profiled node times
     runtime_nodes_ms: float  # profiled nodes no layer computes (reorders, shape arithmetic)
+    predicted_runtime_nodes_ms: float  # reorders and shape arithmetic, as predicted
     predicted_memory_bytes: int  # params + peak data + shared workspace
     measured_rss_bytes: int  # peak RSS growth to create the session from the file, run once
     peak_rss_bytes: int  # that process's peak RSS
@@ -271,7 +300,7 @@ def compare(report: Report, device: str, threads: int | None = None,
     comparison says the state differed.
     """
     from analyzer.timing.probe import Probe, profile_reference, same_state
-    from analyzer.timing.profile import load_profile, predict_report, timing_key
+    from analyzer.timing.profile import load_profile, predict_report, runtime_nodes_ms, timing_key
     from analyzer.timing.runtime_memory import measure_isolated
 
     require_ort()
@@ -312,13 +341,14 @@ def compare(report: Report, device: str, threads: int | None = None,
             measured, note = None, f"fused into {att.fused_into[name]}"
         else:
             measured, note = None, "not run"
-        key = timing_key(r, profile.kinds)
+        key = timing_key(r, profile.kinds, profile.data.get("context"))
         rows.append(LayerRow(name, r.layer.kind, r.time_ms or 0.0, measured, note,
                              key if key in profile.kinds else f"{key} (fallback)"))
     t = report.totals
     return Comparison(
         report.net.name, profile.name, threads, tuple(rows), predicted.totals.time_ms or 0.0,
         run.wall_ms, sum(att.layer_ms.values()), sum(att.runtime_ms.values()),
+        runtime_nodes_ms(report, profile),
         t.params_bytes + t.data_peak_bytes + t.workspace_shared_bytes,
         memory.runtime_bytes, memory.peak_once, load,
         len(run.wall_all_ms), min(run.wall_all_ms), ref, probe_ms,
@@ -353,7 +383,12 @@ def by_class(c: Comparison) -> list[ClassSum]:
         acc[1] += row.predicted_ms
         acc[2] += row.measured_ms or 0.0
     out = [ClassSum(k, int(n), p, m) for k, (n, p, m) in sums.items()]
+    if c.runtime_nodes_ms or c.predicted_runtime_nodes_ms:
+        out.append(ClassSum(RUNTIME_ENTRY, 0, c.predicted_runtime_nodes_ms, c.runtime_nodes_ms))
     return sorted(out, key=lambda x: (-x.measured_ms, x.timed_as))
+
+
+RUNTIME_ENTRY = "(nodes no layer computes: reorders, shape arithmetic)"
 
 
 def to_json(c: Comparison) -> str:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -133,6 +134,8 @@ FEATURES: dict[str, Callable[[LayerResult], float]] = {
     "winograd_macs": lambda r: float(r.macs) if is_winograd_shape(r) else 0.0,
     "direct_macs": lambda r: 0.0 if is_winograd_shape(r) else float(r.macs),
     "im2col": _im2col,
+    "groups": lambda r: float(r.gemm.groups * (r.in_shapes[0][0] if r.in_shapes else 1))
+    if r.gemm is not None else 0.0,
 }
 
 
@@ -158,17 +161,33 @@ def conv_class(r: LayerResult) -> str:
 
 # Kinds whose layers a profile may split into classes, each with its own fit
 # ("Convolution/depthwise"); a profile without a class's entry uses the kind's.
-SUBKINDS: dict[str, Callable[[LayerResult], str]] = {"Convolution": conv_class}
+def broadcast_class(r: LayerResult) -> str:
+    """``Mul:same``, ``Add:bcast``, ``Mul:const``…: the ONNX op and how its operands line up
+    (:func:`signature`). ``x · Sigmoid(x)`` runs as one SiLU node timed on its ``Mul``."""
+    return signature(r).split("/", 1)[1]
 
 
-def timing_key(r: LayerResult, keys: Mapping[str, Any]) -> str:
+SUBKINDS: dict[str, Callable[[LayerResult], str]] = {"Convolution": conv_class,
+                                                     "Broadcast": broadcast_class}
+
+
+def timing_key(r: LayerResult, keys: Mapping[str, Any],
+               context: Mapping[str, Any] | None = None) -> str:
     """The entry of ``keys`` (a profile's kinds, or a forms table) that times ``r``: its
-    ``kind/class`` when ``keys`` has one, else its kind."""
+    ``kind/class`` when ``keys`` has one, else its kind. With a measured ``context`` table
+    (:func:`conv_nchwc`), a convolution the runtime runs outside its blocked layout is timed
+    by the class's ``-plain`` entry when there is one (``Convolution/grouped-plain``:
+    onnxruntime runs a grouped convolution of 24 channels per group as one GEMM per group,
+    several times slower per MAC than one of 16)."""
     kind = r.layer.kind
     classify = SUBKINDS.get(kind)
     # classify only where ``keys`` splits the kind: a GPU profile's convolutions skip it
     if classify is not None and any(k.startswith(kind + "/") for k in keys):
         sub = classify(r)
+        if kind == "Convolution" and context and conv_nchwc(context, r) is False:
+            plain = f"{kind}/{sub + '-' if sub else ''}plain"
+            if plain in keys:
+                return plain
         if sub and f"{kind}/{sub}" in keys:
             return f"{kind}/{sub}"
     return kind
@@ -296,7 +315,16 @@ CPU_KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
     "Convolution/1x1": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
     "Convolution/grouped": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
     "Convolution/image": CONV_IM2COL_FORM,
+    # outside onnxruntime's NCHWc layout (channels per group it does not block): an im2col
+    # and one GEMM per group, each group paying a call
+    "Convolution/plain": (CONV_FORM, CONV_IM2COL_FORM),
+    "Convolution/1x1-plain": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
+    "Convolution/grouped-plain": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs",
+                                       "im2col", "groups")),
+    "Convolution/depthwise-plain": Form(("const", "in_bytes", "out_bytes", "macs")),
     "InnerProduct": (Form(("const",), ("macs", "bytes")), FC_SUM_FORM),
+    **{f"Broadcast/{op}:{form}": Form(("const", "flops"), ("floor", "bytes"))
+       for op in ("Add", "Mul", "Div", "Sub") for form in ("same", "bcast", "const")},
 }
 # Other kinds: a launch floor or the bytes they move, whichever is slower, plus FLOPs.
 OTHER_FORM = Form(("const", "flops"), ("floor", "bytes"))
@@ -373,12 +401,13 @@ def choose_form(samples: Sequence[Sample],
 
 
 def fit_kinds(samples: Sequence[Sample],
-              forms: Mapping[str, Form | tuple[Form, ...]] = KIND_FORMS) -> dict[str, Any]:
+              forms: Mapping[str, Form | tuple[Form, ...]] = KIND_FORMS,
+              context: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One fitted model per kind the samples cover, plus a ``fallback`` for the rest
     (a floor or bytes over a bandwidth, fitted on every non-GEMM layer together)."""
     by_kind: dict[str, list[Sample]] = {}
     for s in samples:
-        by_kind.setdefault(timing_key(s.layer, forms), []).append(s)
+        by_kind.setdefault(timing_key(s.layer, forms, context), []).append(s)
     kinds: dict[str, Any] = {}
     for kind, group in sorted(by_kind.items()):
         choice = forms.get(kind, OTHER_FORM)
@@ -405,7 +434,7 @@ def fit_profile(samples: Sequence[Sample], meta: dict, holdout: Sequence[Sample]
     """
     if not samples:
         raise CnnstatError("no measured layers to fit a profile from")
-    fitted = fit_kinds(samples, forms)
+    fitted = fit_kinds(samples, forms, meta.get("context"))
     profile: dict[str, Any] = {"schema": SCHEMA, **meta, **fitted}
     prof = Profile(str(meta.get("name", "fitted")), "", profile)
     nets = sorted({s.net for s in samples})
@@ -468,7 +497,7 @@ STAND_INS = {"Deconvolution": "Convolution", "StridedSlice": "Slice"}
 def predict_layer(profile: Profile, layer: LayerResult) -> tuple[float, str | None]:
     """(forward ms, a note when the kind had no fit and a fallback model was used, else None)."""
     kind = layer.layer.kind
-    model = profile.kinds.get(timing_key(layer, profile.kinds))
+    model = profile.kinds.get(timing_key(layer, profile.kinds, profile.data.get("context")))
     if model is not None:
         return max(_model_ms(model, layer), 0.0), None
     stand_in = STAND_INS.get(kind)
@@ -488,6 +517,208 @@ def predict_layer(profile: Profile, layer: LayerResult) -> tuple[float, str | No
     return 0.0, f"no '{kind}' timings on {profile.name} and no fallback: counted as 0 ms"
 
 
+# ---------------------------------------------------------------------------------------
+# Context: what onnxruntime runs as a node, in which layout, with which reorders.
+#
+# A CPU profile from ``cnnstat calibrate`` holds a ``context`` table measured on its grid
+# and blocks (:mod:`analyzer.timing.blocks`): whether a layer ran a node of its own, keyed by
+# the layer and the nodes that produce its inputs; whether a convolution ran in
+# onnxruntime's blocked NCHWc layout, keyed by its channels per group; and how many layout
+# reorders ran just before a layer's node. A prediction looks each layer up by the same
+# keys, from the most specific to the least, so fusions follow what the runtime did in that
+# context rather than a global list of kind pairs.
+
+
+def _pow2(x: int, cap: int = 32) -> int:
+    """The largest power of two dividing ``x`` (at most ``cap``; ``cap`` for 0)."""
+    return cap if x <= 0 else min(x & -x, cap)
+
+
+def _channels_key(x: int) -> str:
+    """Channels as a layout sees them: the power-of-two part, marked ``-`` below 16 (a
+    block holds 8 or 16 channels: 8 and 24 both have 8 as their part, but 8 fills no
+    16-channel block)."""
+    return f"{_pow2(x)}{'-' if x < 16 else ''}"
+
+
+def conv_layout_key(r: LayerResult) -> str:
+    """What decides whether a runtime runs a convolution in a blocked layout: its class and
+    its channels per group (``grouped/8/8``, ``1x1/16/32``, :func:`_channels_key`)."""
+    if not r.in_shapes or not r.out_shapes or len(r.in_shapes[0]) < 2:
+        return "other"
+    g = conv_geometry(r.layer, r.in_shapes[0])
+    cls = conv_class(r) or "dense"
+    if cls == "depthwise":
+        return f"depthwise/{_channels_key(g['c_in'])}"
+    if cls == "image":
+        return f"image/{_channels_key(r.out_shapes[0][1])}"
+    group = max(int(g["group"]), 1)
+    return (f"{cls}/{_channels_key(g['c_in'] // group)}/"
+            f"{_channels_key(r.out_shapes[0][1] // group)}")
+
+
+def signature(r: LayerResult, nchwc: bool | None = None) -> str:
+    """A layer as the runtime sees it: ``Convolution/<class>[:nchwc|:plain]``,
+    ``Broadcast/<op>:<same|bcast|const>`` (operands of one shape, one broadcast, or a
+    constant), ``Pooling/global``, else the kind."""
+    kind = r.layer.kind
+    if kind == "Convolution":
+        base = f"Convolution/{conv_class(r) or 'dense'}"
+        return base if nchwc is None else base + (":nchwc" if nchwc else ":plain")
+    if kind == "Broadcast":
+        if len(r.in_shapes) < 2:
+            form = "const"
+        elif all(tuple(s) == tuple(r.out_shapes[0]) for s in r.in_shapes):
+            form = "same"
+        else:
+            form = "bcast"
+        return f"Broadcast/{r.layer.type}:{form}"
+    if kind == "Pooling" and r.layer.attr("global_pooling"):
+        return "Pooling/global"
+    return kind
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """One layer in its context: its signature, its keys (most specific first), whether it
+    runs a node of its own, the layer whose node computes it, and its reorders."""
+
+    sig: str
+    keys: tuple[str, ...]
+    runs: bool
+    root: int
+    reorders: float = 0.0  # layout reorder nodes run just before its node
+    # the layout of the nearest convolution upstream ("n": NCHWc, "p": plain, "": none): a
+    # pooling or element-wise node reads what that convolution wrote, in its layout
+    layout: str = ""
+    inputs: tuple[str, ...] = ()  # the layout each input was written in, one per bottom
+
+    def moved(self, r: LayerResult) -> float:
+        """Bytes of the inputs a reorder before this layer's node converts: for a
+        convolution those written in the other layout, for any other node those written
+        blocked (it reads plain NCHW); the smallest input when none qualifies."""
+        conv = r.layer.kind == "Convolution"
+        sizes = [math.prod(s) * _itemsize(r) for s in r.in_shapes]
+        picked = [b for b, lay in zip(sizes, self.inputs)
+                  if (lay != self.layout if conv else lay == "n")]
+        return float(sum(picked) if picked else min(sizes, default=0))
+
+
+def producers(report: Report) -> tuple[list[list[int]], list[int]]:
+    """For each layer, the layers that wrote its bottoms (the latest writer of each), and
+    for each layer the number of later layers that read what it wrote."""
+    writer: dict[str, int] = {}
+    prods: list[list[int]] = []
+    readers = [0] * len(report.layers)
+    for i, r in enumerate(report.layers):
+        ps = [writer[b] for b in r.layer.bottoms if b in writer]
+        prods.append(ps)
+        for p in set(ps):
+            readers[p] += 1
+        for t in r.layer.tops:
+            writer[t] = i
+    return prods, readers
+
+
+def walk_context(report: Report, nchwc: Callable[[int, LayerResult], bool | None],
+                 decide: Callable[[int, str, tuple[str, ...]], tuple[bool, int | None]]
+                 ) -> list[LayerContext]:
+    """Each layer's context in execution order. ``nchwc(i, r)`` tells a convolution's
+    layout; ``decide(i, sig, keys)`` whether layer ``i`` runs a node and, if not, the layer
+    it is computed by (None: its first producer's node). Keys, most specific first: the
+    signature with every input's producing node (``*``: read by other layers too), with the
+    first input's producing node, with that node's kind, and the signature alone."""
+    prods, readers = producers(report)
+    out: list[LayerContext] = []
+
+    def node(p: int) -> str:  # what produces a layer's input: its node, with its layout
+        c = out[out[p].root]
+        return c.sig if c.sig.startswith("Convolution") or not c.layout else f"{c.sig}~{c.layout}"
+
+    for i, r in enumerate(report.layers):
+        blocked = nchwc(i, r) if r.layer.kind == "Convolution" else None
+        sig = signature(r, blocked)
+        if blocked is not None:
+            layout = "n" if blocked else "p"
+        else:
+            layout = out[out[prods[i][0]].root].layout if prods[i] else ""
+        parts = [node(p) + ("*" if readers[p] > 1 else "") for p in prods[i]]
+        head = node(prods[i][0]) if prods[i] else ""
+        first = (f"{sig} <- {'|'.join(sorted(parts))}", f"{sig} <- {head}",
+                 f"{sig} <- {head.split('/')[0].split(':')[0].split('~')[0]}")
+        keys = (*dict.fromkeys(first), sig)
+        if r.layer.kind == "Input":
+            out.append(LayerContext(sig, keys, False, i))
+            continue
+        runs, into = decide(i, sig, keys)
+        root = i if runs else (into if into is not None else
+                               (out[prods[i][0]].root if prods[i] else i))
+        out.append(LayerContext(sig, keys, runs, root, layout=layout,
+                                inputs=tuple(out[out[p].root].layout or "p" for p in prods[i])))
+    return out
+
+
+def _lookup(table: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    for k in keys:
+        if k in table:
+            return table[k]
+    return None
+
+
+def conv_nchwc(context: Mapping[str, Any], r: LayerResult) -> bool | None:
+    """Whether the profile's runtime runs this convolution in its blocked layout (None:
+    the profile has no layout table)."""
+    layout = context.get("conv_layout")
+    if not layout:
+        return None
+    key = conv_layout_key(r)
+    if key in layout:
+        return bool(layout[key] >= 0.5)
+    cls = key.split("/")[0]
+    same = [v for k, v in layout.items() if k.split("/")[0] == cls]
+    return bool(same) and statistics.fmean(same) >= 0.5
+
+
+def predict_context(report: Report, profile: Profile) -> list[LayerContext] | None:
+    """Each layer's predicted context from the profile's measured ``context`` table, or
+    None when the profile has none (a GPU profile: its ``fusions`` pairs apply)."""
+    context = profile.data.get("context")
+    if not isinstance(context, Mapping) or "runs" not in context:
+        return None
+    runs_table = context.get("runs", {})
+    reorders = context.get("reorders", {})
+
+    def decide(i: int, sig: str, keys: tuple[str, ...]) -> tuple[bool, int | None]:
+        seen = _lookup(runs_table, keys)
+        return (True if seen is None else seen >= 0.5), None
+
+    walked = walk_context(report, lambda i, r: conv_nchwc(context, r), decide)
+    # the count most layers of the key had (a key seen with a reorder in a few contexts only,
+    # a graph input's, predicts none)
+    return [replace(c, reorders=float(math.floor((_lookup(reorders, c.keys[:2]) or 0.0) + 0.5))
+                    if c.runs else 0.0) for c in walked]
+
+
+def reorder_ms(profile: Profile, r: LayerResult, c: LayerContext) -> float:
+    """Predicted time (ms) of the layout reorders before a layer's node (the profile's
+    ``Reorder`` fit over their count and the bytes they convert, :meth:`LayerContext.moved`)."""
+    model = profile.kinds.get("Reorder")
+    if not c.reorders or not model:
+        return 0.0
+    coef = model["coef"].get("sum", {})
+    return max(c.reorders * coef.get("count", 0.0) + c.moved(r) * coef.get("moved_bytes", 0.0),
+               0.0)
+
+
+def runtime_nodes_ms(report: Report, profile: Profile) -> float:
+    """Predicted ms of the nodes no layer computes: layout reorders before layers
+    (:func:`predict_context`) and the graph's shape arithmetic (``Net.shape_nodes``)."""
+    contexts = predict_context(report, profile)
+    reorders = 0.0 if contexts is None else sum(
+        reorder_ms(profile, r, c) for r, c in zip(report.layers, contexts) if c.runs)
+    return reorders + report.net.shape_nodes * float(profile.data.get("shape_node_ms", 0.0))
+
+
 def predict_report(report: Report, spec: str | Profile) -> Report:
     """The report with ``time_ms`` per layer and in total on a device profile.
 
@@ -495,9 +726,15 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
     estimates and fusions are stated in the layer's warnings.
     """
     profile = spec if isinstance(spec, Profile) else load_profile(spec)
-    owner = fused_into(report.layers, profile.fusions)
+    contexts = predict_context(report, profile)
+    if contexts is None:
+        owner = fused_into(report.layers, profile.fusions)
+    else:
+        owner = [None if c.runs or report.layers[i].layer.kind == "Input" else c.root
+                 for i, c in enumerate(contexts)]
     layers: list[LayerResult] = []
     grouped: dict[str, list[str]] = {}  # report-level note → the layers it applies to
+    reorder_notes: list[tuple[str, float]] = []
     for r, own in zip(report.layers, owner):
         if own is not None:
             producer = report.layers[own].layer
@@ -511,6 +748,9 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
         else:
             ms, note = predict_layer(profile, r)
             summary = note or ""
+            extra = reorder_ms(profile, r, contexts[len(layers)]) if contexts is not None else 0.0
+            if extra:
+                reorder_notes.append((r.layer.name, extra))
         if note:
             grouped.setdefault(summary, []).append(r.layer.name)
         layers.append(replace(r, time_ms=ms, warnings=r.warnings + ((note,) if note else ())))
@@ -518,11 +758,26 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
     for summary, names in grouped.items():
         some = ", ".join(f"'{n}'" for n in names[:3]) + (", …" if len(names) > 3 else "")
         warnings.append(f"{len(names)} layer(s) ({some}): {summary}")
-    overhead = profile.overhead_ms * len(layers)
-    total = sum(r.time_ms or 0.0 for r in layers) + overhead
+    total_reorder = sum(ms for _, ms in reorder_notes)
+    if reorder_notes:
+        warnings.append(f"total time includes the layout reorders {profile.name}'s runtime "
+                        f"runs before {len(reorder_notes)} layer(s): {total_reorder:.3f} ms")
+    shape_nodes = report.net.shape_nodes if "shape_node_ms" in profile.data else 0
+    shape_ms = shape_nodes * float(profile.data.get("shape_node_ms", 0.0))
+    if shape_ms:
+        warnings.append(f"total time includes {shape_nodes} node(s) of shape arithmetic on "
+                        f"the graph's symbolic dims that {profile.name}'s runtime runs on every "
+                        f"call: {shape_ms:.3f} ms")
+    # the runtime's own cost per node: per layer, or per node the context says runs
+    nodes = (len(layers) if contexts is None else
+             sum(c.runs for c in contexts) + round(sum(c.reorders for c in contexts))
+             + shape_nodes)
+    overhead = profile.overhead_ms * nodes
+    total = sum(r.time_ms or 0.0 for r in layers) + overhead + shape_ms + total_reorder
     if overhead:
-        warnings.append(f"total time includes {len(layers)} × {profile.overhead_ms * 1000:.1f} µs "
-                        f"per-layer overhead of {profile.name}")
+        what = "layer" if contexts is None else "node (layers that run one, and reorders)"
+        warnings.append(f"total time includes {nodes} × {profile.overhead_ms * 1000:.1f} µs "
+                        f"per-{what} overhead of {profile.name}")
     from analyzer.timing.runtime_memory import predict as predict_memory
 
     runtime = predict_memory(report, profile.data)

@@ -110,8 +110,10 @@ def profile_nodes(events: list[dict[str, Any]]) -> list[NodeTime]:
 
 def time_model(model: str | bytes, shapes: Mapping[str, Sequence[int]], threads: int = 0,
                repeats: int = 10, warmup: int = 2, profile_runs: int = 5,
-               seed: int = 0, min_seconds: float = 0.0) -> Run:
-    """Time ``model`` (a path or serialized bytes): wall time, then a profiled session.
+               seed: int = 0, min_seconds: float = 0.0, wall: bool = True) -> Run:
+    """Time ``model`` (a path or serialized bytes): wall time, then a profiled session
+    (``wall=False``: the profiled session only; the run's wall times are then empty and
+    ``wall_ms`` is 0).
 
     At least ``repeats`` timed runs, and more until ``min_seconds`` have passed (at most
     2000): spreading the runs over time keeps the median clear of a short burst of load
@@ -120,37 +122,42 @@ def time_model(model: str | bytes, shapes: Mapping[str, Sequence[int]], threads:
     """
     ort = require_ort()
     before = rss("VmRSS")
-    plain = ort.InferenceSession(model, session_options(ort, threads),
-                                 providers=["CPUExecutionProvider"])
-    inputs = feeds(plain, shapes, seed)
-    for _ in range(warmup):
-        plain.run(None, inputs)
     walls: list[float] = []
-    start = time.perf_counter()
-    while len(walls) < repeats or (time.perf_counter() - start < min_seconds
-                                   and len(walls) < 2000):
-        t0 = time.perf_counter()
-        plain.run(None, inputs)
-        walls.append((time.perf_counter() - t0) * 1000.0)
+    inputs: dict[str, Any] | None = None
+    if wall:
+        plain = ort.InferenceSession(model, session_options(ort, threads),
+                                     providers=["CPUExecutionProvider"])
+        inputs = feeds(plain, shapes, seed)
+        for _ in range(warmup):
+            plain.run(None, inputs)
+        start = time.perf_counter()
+        while len(walls) < repeats or (time.perf_counter() - start < min_seconds
+                                       and len(walls) < 2000):
+            t0 = time.perf_counter()
+            plain.run(None, inputs)
+            walls.append((time.perf_counter() - t0) * 1000.0)
+        del plain
     peak = rss("VmHWM")
-    del plain
     nodes: list[NodeTime] = []
     if profile_runs:
         with tempfile.TemporaryDirectory(prefix="cnnstat-prof-") as tmp:
             prof = ort.InferenceSession(
                 model, session_options(ort, threads, os.path.join(tmp, "p")),
                 providers=["CPUExecutionProvider"])
+            if inputs is None:
+                inputs = feeds(prof, shapes, seed)
             for _ in range(warmup):
                 prof.run(None, inputs)
             runs, start = 0, time.perf_counter()
             while runs < profile_runs or (time.perf_counter() - start < min_seconds / 2
                                           and runs < 100):
-                prof.run(None, inputs)  # the warm-up runs before are dropped by _last_runs
+                prof.run(None, inputs)  # the warm-up runs before are dropped by last_runs
                 runs += 1
             path = prof.end_profiling()
             events = json.loads(Path(path).read_text())
         nodes = profile_nodes(last_runs(events, runs))
-    return Run(statistics.median(walls), tuple(walls), tuple(nodes), threads, before, peak)
+    return Run(statistics.median(walls) if walls else 0.0, tuple(walls), tuple(nodes), threads,
+               before, peak)
 
 
 def last_runs(events: list[dict[str, Any]], runs: int) -> list[dict[str, Any]]:
