@@ -25,7 +25,7 @@ import struct
 from collections.abc import Collection
 
 from analyzer.ir import Layer, Shape
-from analyzer.layers.shapes import ShapeError, conv_geometry, pool_geometry
+from analyzer.layers.shapes import ShapeError, conv_geometry, conv_windows, pool_geometry
 
 
 def _f32(x: float) -> float:
@@ -44,12 +44,10 @@ def convolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
     for x in ins:  # Caffe's conv applies the same filters to every bottom
         g = conv_geometry(layer, x)
         dims = []
-        for i, size in enumerate(g["spatial"]):
-            extent = g["dilation"][i] * (g["kernel"][i] - 1) + 1
-            padded = size + g["pad"][i] + g["pad_end"][i]
-            if g["stride"][i] < 1:
+        for extent, padded, stride in conv_windows(g):
+            if stride < 1:
                 raise ShapeError("stride must be at least 1")
-            d = _trunc_div(padded - extent, g["stride"][i]) + 1
+            d = _trunc_div(padded - extent, stride) + 1
             if d < 0:
                 raise ShapeError(
                     f"kernel extent {extent} is larger than the padded input {padded}: the "
@@ -96,10 +94,7 @@ def oversized_window(layer: Layer, x: Shape) -> tuple[int, int] | None:
     """(window extent, padded input) of the first axis where a Convolution or Pooling
     window is larger than its padded input, else None."""
     if layer.kind == "Convolution":
-        g = conv_geometry(layer, x)
-        for i, size in enumerate(g["spatial"]):
-            extent = g["dilation"][i] * (g["kernel"][i] - 1) + 1
-            padded = size + g["pad"][i] + g["pad_end"][i]
+        for extent, padded, _ in conv_windows(conv_geometry(layer, x)):
             if extent > padded:
                 return extent, padded
     elif layer.kind == "Pooling" and not layer.attr("global_pooling"):

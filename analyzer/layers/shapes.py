@@ -103,22 +103,27 @@ def auto_pads(mode: str, spatial: Sequence[int], extents: Sequence[int], stride:
     return tuple(begin), tuple(end)
 
 
+def conv_windows(g: dict) -> list[tuple[int, int, int]]:
+    """Per spatial axis of a :func:`conv_geometry`: (window extent = dilation·(kernel−1)+1,
+    padded input = in + pad + pad_end, stride). ONNX pads may be asymmetric."""
+    return [(g["dilation"][i] * (g["kernel"][i] - 1) + 1, size + g["pad"][i] + g["pad_end"][i],
+             g["stride"][i]) for i, size in enumerate(g["spatial"])]
+
+
 def convolution(layer: Layer, ins: list[Shape]) -> list[Shape]:
     """out = (in + 2·pad − (dilation·(kernel−1)+1)) / stride + 1, floored."""
     outs = []
     for x in ins:  # Caffe's conv applies the same filters to every bottom
         g = conv_geometry(layer, x)
         dims = []
-        for i, size in enumerate(g["spatial"]):
-            extent = g["dilation"][i] * (g["kernel"][i] - 1) + 1
-            padded = size + g["pad"][i] + g["pad_end"][i]  # ONNX pads may be asymmetric
+        for extent, padded, stride in conv_windows(g):
             if extent > padded:
                 raise ShapeError(
                     f"kernel extent {extent} is larger than the padded input {padded} "
                     f"(input {list(x)})")
-            if g["stride"][i] < 1:
+            if stride < 1:
                 raise ShapeError("stride must be at least 1")
-            dims.append((padded - extent) // g["stride"][i] + 1)
+            dims.append((padded - extent) // stride + 1)
         outs.append((*x[: g["axis"]], g["c_out"], *dims))
     return outs
 
