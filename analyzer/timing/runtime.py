@@ -48,14 +48,12 @@ class NodeTime:
 
 @dataclass(frozen=True)
 class Run:
-    """What one measurement gave. Times in ms, memory in bytes."""
+    """What one timing measurement gave (ms)."""
 
     wall_ms: float  # median wall time of session.run, no profiling
     wall_all_ms: tuple[float, ...]
     nodes: tuple[NodeTime, ...]  # executed nodes in order, median kernel times
     threads: int  # intra-op threads asked for (0: onnxruntime's default)
-    rss_before_bytes: int = 0  # resident set before the session was created
-    rss_peak_bytes: int = 0  # peak resident set after creating and running it
 
 
 def session_options(ort: Any, threads: int = 0, profile_prefix: str | None = None) -> Any:
@@ -121,7 +119,6 @@ def time_model(model: str | bytes, shapes: Mapping[str, Sequence[int]], threads:
     half of ``min_seconds`` has passed (at most 100).
     """
     ort = require_ort()
-    before = rss("VmRSS")
     walls: list[float] = []
     inputs: dict[str, Any] | None = None
     if wall:
@@ -137,7 +134,6 @@ def time_model(model: str | bytes, shapes: Mapping[str, Sequence[int]], threads:
             plain.run(None, inputs)
             walls.append((time.perf_counter() - t0) * 1000.0)
         del plain
-    peak = rss("VmHWM")
     nodes: list[NodeTime] = []
     if profile_runs:
         with tempfile.TemporaryDirectory(prefix="cnnstat-prof-") as tmp:
@@ -156,8 +152,7 @@ def time_model(model: str | bytes, shapes: Mapping[str, Sequence[int]], threads:
             path = prof.end_profiling()
             events = json.loads(Path(path).read_text())
         nodes = profile_nodes(last_runs(events, runs))
-    return Run(statistics.median(walls) if walls else 0.0, tuple(walls), tuple(nodes), threads,
-               before, peak)
+    return Run(statistics.median(walls) if walls else 0.0, tuple(walls), tuple(nodes), threads)
 
 
 def last_runs(events: list[dict[str, Any]], runs: int) -> list[dict[str, Any]]:
@@ -179,26 +174,36 @@ def child_main() -> None:
     sys.stdout.write(json.dumps(asdict(run)))
 
 
-def time_model_isolated(path: str, shapes: Mapping[str, Sequence[int]], threads: int = 0,
-                        repeats: int = 10, min_seconds: float = 0.0) -> Run:
-    """:func:`time_model` in a fresh Python process, so its peak RSS is the session's own."""
+def run_isolated(entry: str, request: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """Call ``entry`` (``module:function``, reading a JSON request on stdin and writing a JSON
+    answer on stdout) in a fresh Python process of this checkout, so the session it makes
+    shares nothing with this one (threads, heap, resident set). A failure is one line naming
+    ``path``."""
     import subprocess
     import sys
 
-    require_ort()
+    module, _, func = entry.partition(":")
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
-    req = {"model": path, "shapes": {k: list(v) for k, v in shapes.items()},
-           "threads": threads, "repeats": repeats, "min_seconds": min_seconds}
-    proc = subprocess.run(
-        [sys.executable, "-c", "from analyzer.timing.runtime import child_main; child_main()"],
-        input=json.dumps(req), capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run([sys.executable, "-c", f"from {module} import {func}; {func}()"],
+                          input=json.dumps(request), capture_output=True, text=True, env=env,
+                          check=False)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         why = lines[-1] if lines else f"exit status {proc.returncode}"
         raise CnnstatError(f"onnxruntime could not run the model: {why}", path)
-    data = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+def time_model_isolated(path: str, shapes: Mapping[str, Sequence[int]], threads: int = 0,
+                        repeats: int = 10, min_seconds: float = 0.0) -> Run:
+    """:func:`time_model` in a fresh Python process: each measuring session starts afresh."""
+    require_ort()
+    data = run_isolated("analyzer.timing.runtime:child_main",
+                        {"model": path, "shapes": {k: list(v) for k, v in shapes.items()},
+                         "threads": threads, "repeats": repeats, "min_seconds": min_seconds},
+                        path)
     data["nodes"] = tuple(NodeTime(**n) for n in data["nodes"])
     data["wall_all_ms"] = tuple(data["wall_all_ms"])
     return Run(**data)

@@ -136,7 +136,7 @@ def measure_in_process(path: str, shapes: Mapping[str, Sequence[int]],
     return MemoryRun(before, load_peak, loaded, once, rss("VmHWM"), max(runs, 1))
 
 
-def _child_main() -> None:
+def child_main() -> None:
     """Entry point of the measuring process: a JSON request on stdin, a MemoryRun on stdout."""
     import sys
 
@@ -164,22 +164,12 @@ def measure_isolated(path: str, shapes: Mapping[str, Sequence[int]],
                      dtypes: Mapping[str, str] | None = None, threads: int = 0,
                      runs: int = 2) -> MemoryRun:
     """:func:`measure_in_process` in a fresh Python process (the truth's definition)."""
-    import subprocess
-    import sys
+    from analyzer.timing.runtime import run_isolated
 
-    root = str(Path(__file__).resolve().parents[2])
     req = {"path": path, "shapes": {k: list(v) for k, v in shapes.items()},
            "dtypes": dict(dtypes if dtypes is not None else input_dtypes(path)),
            "threads": threads, "runs": runs}
-    code = (f"import sys; sys.path.insert(0, {root!r}); "  # this checkout, whatever the cwd
-            "from analyzer.timing.runtime_memory import _child_main; _child_main()")
-    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(req),
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        why = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise CnnstatError(f"onnxruntime could not run the model: {why}", path)
-    return MemoryRun(**json.loads(proc.stdout))
+    return MemoryRun(**run_isolated("analyzer.timing.runtime_memory:child_main", req, path))
 
 
 # ---------------------------------------------------------------------------------------
