@@ -778,9 +778,11 @@ def predict_report(report: Report, spec: str | Profile) -> Report:
         what = "layer" if contexts is None else "node (layers that run one, and reorders)"
         warnings.append(f"total time includes {nodes} × {profile.overhead_ms * 1000:.1f} µs "
                         f"per-{what} overhead of {profile.name}")
-    from analyzer.timing.runtime_memory import predict as predict_memory
+    runtime = None
+    if "runtime_memory" in profile.data:  # a calibrated CPU's memory fit; GPU profiles have none
+        from analyzer.timing.runtime_memory import predict as predict_memory
 
-    runtime = predict_memory(report, profile.data)
+        runtime = predict_memory(report, profile.data)
     return replace(report, layers=tuple(layers),
                    totals=replace(report.totals, time_ms=total, runtime_peak_bytes=runtime),
                    warnings=tuple(warnings), device=profile.name)
