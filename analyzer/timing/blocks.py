@@ -379,13 +379,12 @@ def blocks(quick: bool) -> list[Block]:
     grouped = [(c, hw, w, se, s) for ((c, hw), w), (se, s) in itertools.product(
         itertools.product(((64, 56), (192, 28), (432, 14)), GROUP_WIDTHS),
         ((False, 1), (True, 2), (True, 1), (False, 2))) if c % w == 0 and c // w > 1]
-    out += [grouped_bottleneck(*g) for g in (grouped[::5] if quick else grouped[::3])]
+    out += [grouped_bottleneck(*g) for g in (grouped[::3] if quick else grouped[::2])]
     out += [grouped_bottleneck(c, hw, w, se) for c, hw, w, se in (
         (128, 56, 4, False), (256, 28, 8, False), (240, 28, 24, True), (224, 28, 56, True))]
     out += [shuffle_unit(c, hw) for c, hw in (((116, 28), (244, 28)) if quick else
                                               ((116, 28), (232, 14), (244, 28), (488, 14)))]
-    out += [shuffle_dynamic(c, hw) for c, hw in (((116, 28),) if quick else
-                                                 ((116, 28), (464, 7)))]
+    out += [shuffle_dynamic(c, hw) for c, hw in ((116, 28), (464, 7))]
     out += [dense_layer(c, hw) for c, hw in (((128, 28),) if quick else ((128, 56), (512, 14)))]
     out += [convnext_block(c, hw) for c, hw in (((96, 56),) if quick else ((96, 56), (384, 14)))]
     out += [attention_block(t, d, h) for t, d, h in (((197, 192, 3),) if quick else

@@ -159,7 +159,7 @@ def first_points(quick: bool) -> list[Point]:
 # (spatial size, channels) of depthwise and 1×1 convolutions along mobile nets (MobileNet v1/v2,
 # MnasNet, ShuffleNetV2; 58 and 116 are not multiples of 8)
 _MOBILE_STAGES = [(112, 32), (112, 16), (56, 72), (56, 144), (28, 58), (28, 144), (28, 240),
-                  (14, 116), (14, 480), (14, 576), (7, 232), (7, 960)]
+                  (14, 116), (14, 480), (14, 576), (7, 232), (7, 960), (112, 96)]
 
 
 def mobile_points(quick: bool) -> list[Point]:
@@ -183,6 +183,8 @@ def fc_points(quick: bool) -> list[Point]:
     grid = [*itertools.product((4096, 9216), (4096,), batches),
             *itertools.product((2048, 4096), (1000,), batches[:2]), (1024, 1000, 1),
             (1280, 1000, 1), (512, 1000, 1), (256, 10, 1)]
+    if quick:  # each batch-1 head streams 256 MiB: the quick grid keeps 5 of the 7
+        grid = [g for g in grid if g not in ((4096, 1000, 1), (1024, 1000, 1))]
     stream = stream_bytes()
     points = []
     for i, o, b in grid:
@@ -229,9 +231,11 @@ def stream_bytes() -> int:
 
 
 def _maps(quick: bool) -> list[Shape]:
-    """Feature-map shapes for the element-wise and pooling kinds."""
+    """Feature-map shapes for the element-wise and pooling kinds: in a private cache, and
+    beyond it (64×112², 4 MiB moved by a ReLU: a net's early layers, where its pooling and
+    element-wise layers cost most; see ``spill_bytes`` in :mod:`analyzer.timing.profile`)."""
     if quick:
-        return [(1, 64, 56, 56), (1, 256, 28, 28), (1, 512, 7, 7)]
+        return [(1, 64, 56, 56), (1, 256, 28, 28), (1, 512, 7, 7), (1, 64, 112, 112)]
     return [(1, 64, 112, 112), (1, 64, 56, 56), (1, 256, 56, 56), (1, 128, 28, 28),
             (1, 512, 28, 28), (1, 256, 14, 14), (1, 1024, 14, 14), (1, 2048, 7, 7),
             (1, 96, 55, 55), (1, 32, 17, 17)]
@@ -715,7 +719,7 @@ def plan(quick: bool, seed: int = 0) -> Plan:
     fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
     chains = (chain("chain 20", 20), chain("chain 40", 40))
     return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7,
-                retry_seconds=10.0 if quick else 30.0, block_passes=1 if quick else 2)
+                retry_seconds=5.0 if quick else 30.0)
 
 
 def _progress() -> Any:
@@ -745,9 +749,8 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
     Every layer point is measured twice, the second pass in reverse order. The probe is read
     between measurements; its reference is the state most of the run was in
     (:func:`analyzer.timing.probe.reference`). Of a point's measurements, those with the probe in
-    that state before and after win, the faster of them is kept (the slower, for a
-    point that ``streams``); points with none are measured again, for up to
-    ``p.retry_seconds``.
+    that state before and after win and their mean is kept (:func:`typical`); points with
+    none are measured again, for up to ``p.retry_seconds``.
     """
     from analyzer.timing.probe import DESCRIPTION, Probe, reference, same_state
 
@@ -780,21 +783,11 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
         def in_state(t: _Timed) -> bool:
             return same_state(t.probe_before, ref) and same_state(t.probe_after, ref)
 
-        best: dict[int, _Timed] = {}
-
-        def rank(t: _Timed) -> tuple[bool, float]:
-            ms = sum(t.m.layer_ms.values())
-            return not in_state(t), -ms if t.point.streams else ms
-
-        def consider(t: _Timed) -> None:
-            old = best.get(id(t.point))
-            if old is None or rank(t) < rank(old):
-                best[id(t.point)] = t
-
+        runs: dict[int, list[_Timed]] = {}
         for t in timed:
             if t.what == "layer":
-                consider(t)
-        retry = [t.point for t in best.values() if not in_state(t)]
+                runs.setdefault(id(t.point), []).append(t)
+        retry = [ts[0].point for ts in runs.values() if not any(map(in_state, ts))]
         retried = len(retry)
         deadline = time.monotonic() + p.retry_seconds
         if progress and retry:
@@ -804,9 +797,10 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
             before = probe.ms()
             m = measure_point(point, threads, p.repeats)
             t = _Timed("layer", point, m, before, probe.ms())
-            consider(t)
-            if not in_state(best[id(point)]):
+            runs[id(point)].append(t)
+            if not in_state(t):
                 retry.append(point)
+        best = {key: typical(ts, in_state) for key, ts in runs.items()}
     finally:
         _LOWERED.clear()
         if progress:
@@ -844,6 +838,33 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
             "shape_node_ms": shape_ms,
             "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0,
             "probe": state}
+
+
+def typical(runs: Sequence[_Timed], in_state: Any) -> _Timed:
+    """What one point typically costs, from its measurements: the mean of those taken in the
+    reference state (all of them when none was), so the grid is timed as ``measure`` times
+    a net, by a typical run. (Keeping the fastest biased a calibration low by about half the
+    run-to-run spread: on a host whose speed wanders by ±20 % from second to second, nets
+    measured 5–20 % slower than predicted.) A point that ``streams`` its weights keeps its
+    slowest in-state measurement instead (see :class:`Point`)."""
+    kept = [t for t in runs if in_state(t)] or list(runs)
+    if kept[0].point.streams:
+        return max(kept, key=lambda t: sum(t.m.layer_ms.values()))
+    if len(kept) == 1 or any(t.m.layer_ms.keys() != kept[0].m.layer_ms.keys() for t in kept):
+        return min(kept, key=lambda t: sum(t.m.layer_ms.values()))  # fused differently
+    first = kept[0]
+
+    def mean(values: Sequence[float]) -> float:
+        return sum(values) / len(values)
+
+    reorders = {k: (c, mean([t.m.reorders.get(k, (c, ms))[1] for t in kept]))
+                for k, (c, ms) in first.m.reorders.items()}
+    other = (first.m.other_nodes[0], mean([t.m.other_nodes[1] for t in kept]))
+    m = dataclasses.replace(
+        first.m, wall_ms=mean([t.m.wall_ms for t in kept]),
+        layer_ms={k: mean([t.m.layer_ms[k] for t in kept]) for k in first.m.layer_ms},
+        nodes_ms=mean([t.m.nodes_ms for t in kept]), reorders=reorders, other_nodes=other)
+    return dataclasses.replace(first, m=m)
 
 
 def build_profile(name: str, measured: dict[str, Any], threads: int, quick: bool,

@@ -20,14 +20,17 @@ copies) costs more.
 
 **The model** (:data:`FORM`), all features from cnnstat's analysis (:func:`features`)::
 
-    base     = const + a_nchwc·conv_nchwc + a_plain·conv_plain + a_fc·fc + 1.0·big
+    base     = const + a_nchwc·conv_nchwc + a_plain·conv_plain + a_head·conv_head
+               + a_fc·fc + 1.0·big
     load     = base + t_conv·big_conv_max + t_fc·big_fc_max
     run      = base + a_arena·arena + a_heap·arena_heap
     runtime  = max(load, run)
 
 ``conv_nchwc`` are the (channel-padded) weights of the convolutions the runtime reorders to
 its NCHWc layout (the rule is detected per machine: :func:`detect_nchwc`), ``conv_plain`` the
-other convolutions' weights, ``fc`` the inner products' weights, ``big`` every weight of
+other convolutions' weights, ``conv_head`` the first :data:`CONV_HEAD_BYTES` of those two
+(a deep net's many same-sized weights cost less each than a small net's: the heap reuses the
+holes their load-time copies leave), ``fc`` the inner products' weights, ``big`` every weight of
 32 MiB or more (counted there only, held once), ``*_max`` the largest such weight, and
 ``arena``/``arena_heap`` the bytes an arena like onnxruntime's touches in one run
 (:func:`simulate_arena`: fused layers and element-wise layers whose input dies write in
@@ -59,6 +62,9 @@ from analyzer.timing.nnls import nnls
 
 MIB = 2**20
 HEAP_LIMIT_BYTES = 32 * MIB  # glibc's largest mmap threshold on 64-bit: bigger blocks are mapped
+# conv weights up to this many bytes cost more each (conv_head): chosen between the largest
+# ordinary probe's 40 MiB and the deep probe's 115 MiB, so the fit can tell the two rates apart
+CONV_HEAD_BYTES = 64 * MIB
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's first mmap threshold
 ARENA_INITIAL_BYTES = MIB  # onnxruntime's BFC arena: first region, then powers of two
 ARENA_ROUND_BYTES = 256  # the arena rounds every allocation up to this
@@ -271,6 +277,7 @@ class MemoryFeatures:
 
     conv_nchwc: int  # reordered, channel-padded weights of NCHWc convs below the heap limit
     conv_plain: int  # weights of the other convolutions below the heap limit
+    conv_head: int  # the first CONV_HEAD_BYTES of conv_nchwc + conv_plain
     fc: int  # inner-product weights below the heap limit
     big: int  # every weight of HEAP_LIMIT_BYTES or more (conv or inner product)
     big_conv_max: int  # the largest such convolution weight (0: none)
@@ -282,13 +289,13 @@ class MemoryFeatures:
         return asdict(self)
 
 
-BASE_TERMS = ("const", "conv_nchwc", "conv_plain", "fc")
+BASE_TERMS = ("const", "conv_nchwc", "conv_plain", "conv_head", "fc")
 # Terms with a fixed coefficient: a weight above the heap limit is held once after loading
 # (measured: a 64 MiB fc and a 36 MiB conv add 1.0× their bytes to the loaded session).
 FIXED_TERMS = {"big": 1.0}
 LOAD_TERMS = ("big_conv_max", "big_fc_max")
 RUN_TERMS = ("arena", "arena_heap")
-FORM = ("max(load, run); base = const + conv_nchwc + conv_plain + fc + 1.0·big; "
+FORM = ("max(load, run); base = const + conv_nchwc + conv_plain + conv_head + fc + 1.0·big; "
         "load = base + big_conv_max + big_fc_max; run = base + arena + arena_heap "
         "(each term times its coef)")
 
@@ -339,7 +346,8 @@ def features(report: Report, rule: NchwcRule = NchwcRule(),
     # loading, a weight's parsed copy
     threshold = min(heap_limit, max(MMAP_THRESHOLD_BYTES, largest))
     mapped, heap = simulate_arena(report, rule, fusions).touched_split(threshold)
-    return MemoryFeatures(**acc, arena=mapped, arena_heap=heap)
+    head = min(acc["conv_nchwc"] + acc["conv_plain"], CONV_HEAD_BYTES)
+    return MemoryFeatures(**acc, conv_head=head, arena=mapped, arena_heap=heap)
 
 
 # ---------------------------------------------------------------------------------------
@@ -493,7 +501,7 @@ def simulate_arena(report: Report, rule: NchwcRule = NchwcRule(),
 
 
 def _term(f: Mapping[str, float], name: str) -> float:
-    return 1.0 if name == "const" else float(f[name])
+    return 1.0 if name == "const" else float(f.get(name, 0))  # 0: recorded before the term
 
 
 def evaluate(coef: Mapping[str, float], f: Mapping[str, float]) -> float:
@@ -655,6 +663,20 @@ def _bottleneck(widths: Sequence[int] = (256, 512, 1024, 2048),
     return b.net()
 
 
+def _deep(blocks: int = 48, width: int = 768) -> Net:
+    """A long stack of identical bottleneck blocks (1×1 ``width``→¼, 3×3, 1×1 back; 2.4
+    MiB of weights a block, 115 MiB in all) at 14²: the regime of deep nets, where the heap
+    reuses the holes that the load-time copies of many same-sized weights leave."""
+    b = _Builder("deep", (1, width, 14, 14))
+    x = "data"
+    for _ in range(blocks):
+        y = b.conv(x, width // 4, 1, 1)
+        y = b.conv(y, width // 4, 3, 1)
+        y = b.conv(y, width, 1, 1, act=None)
+        x = b.add("ReLU", [b.add("Eltwise", [y, x], operation="SUM", coeff=())])
+    return b.net()
+
+
 def _mobile() -> Net:
     """A MobileNetV2-like net (1×1 expand, depthwise 3×3, 1×1 project, ReLU6): small
     weights, large activations at 112² and 56²."""
@@ -731,7 +753,8 @@ def probe_nets() -> list[Probe]:
             Probe("bottleneck", _bottleneck(), (1, 8)),
             Probe("mobile", _mobile(), (1, 8)),
             Probe("plain", _plain(), (1, 8)), Probe("fc", _fc(), (1,)),
-            Probe("big fc", _big_fc(), (1,)), Probe("big conv", _big_conv(), (1,))]
+            Probe("big fc", _big_fc(), (1,)), Probe("big conv", _big_conv(), (1,)),
+            Probe("deep", _deep(), (1,))]
 
 
 def measure_probes(probes: Sequence[Probe], rule: NchwcRule,
