@@ -101,7 +101,7 @@ def main() -> int:
                 measured[path].append(c)
                 print(f"round {k + 1}/{args.rounds} {path.stem:<28} {c.measured_ms:>10.2f} ms",
                       file=sys.stderr, flush=True)
-        rows, files = [], []
+        rows, kept = [], []  # the median round of each net; (path, all its rounds)
         print(f"{'net':<28} {'predicted ms':>13} {'measured ms':>12} {'error %':>8} "
               f"{'fastest ms':>11} {'load':>5} {'probe×':>7} {'set aside':>9}  rounds ms")
         for path, cs in measured.items():
@@ -110,7 +110,7 @@ def main() -> int:
                 continue
             c = sorted(cs, key=lambda x: x.measured_ms)[len(cs) // 2]  # the median round
             rows.append(c)
-            files.append(path.name)
+            kept.append((path, cs))
             print(f"{path.stem:<28} {c.predicted_ms:>13.2f} {c.measured_ms:>12.2f} "
                   f"{c.error_pct:>+8.1f} {min(x.measured_min_ms for x in cs):>11.2f} "
                   f"{c.load_average:>5.1f} "
@@ -120,9 +120,9 @@ def main() -> int:
                   + " ".join(f"{x.measured_ms:.2f}" for x in cs))
         if args.json:
             Path(args.json).write_text(json.dumps(
-                [{"file": f, **json.loads(to_json(x)),
-                  "rounds_ms": [y.measured_ms for y in measured[p]]}
-                 for f, x, p in zip(files, rows, [p for p in measured if measured[p]])]))
+                [{"file": path.name, **json.loads(to_json(c)),
+                  "rounds_ms": [x.measured_ms for x in cs]}
+                 for c, (path, cs) in zip(rows, kept)]))
         if rows:
             errs = sorted(abs(c.error_pct) for c in rows)
             within = sum(e <= 15 for e in errs)

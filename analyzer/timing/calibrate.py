@@ -35,7 +35,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -840,23 +840,20 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
             "probe": state}
 
 
-def typical(runs: Sequence[_Timed], in_state: Any) -> _Timed:
+def typical(runs: Sequence[_Timed], in_state: Callable[[_Timed], bool]) -> _Timed:
     """What one point typically costs, from its measurements: the mean of those taken in the
     reference state (all of them when none was), so the grid is timed as ``measure`` times
     a net, by a typical run. (Keeping the fastest biased a calibration low by about half the
     run-to-run spread: on a host whose speed wanders by ±20 % from second to second, nets
     measured 5–20 % slower than predicted.) A point that ``streams`` its weights keeps its
-    slowest in-state measurement instead (see :class:`Point`)."""
+    slowest in-state measurement instead (see :class:`Point`), and one whose measurements
+    fused its layers differently its fastest, as before (their layer times do not line up)."""
     kept = [t for t in runs if in_state(t)] or list(runs)
     if kept[0].point.streams:
         return max(kept, key=lambda t: sum(t.m.layer_ms.values()))
     if len(kept) == 1 or any(t.m.layer_ms.keys() != kept[0].m.layer_ms.keys() for t in kept):
         return min(kept, key=lambda t: sum(t.m.layer_ms.values()))  # fused differently
-    first = kept[0]
-
-    def mean(values: Sequence[float]) -> float:
-        return sum(values) / len(values)
-
+    first, mean = kept[0], statistics.fmean
     reorders = {k: (c, mean([t.m.reorders.get(k, (c, ms))[1] for t in kept]))
                 for k, (c, ms) in first.m.reorders.items()}
     other = (first.m.other_nodes[0], mean([t.m.other_nodes[1] for t in kept]))

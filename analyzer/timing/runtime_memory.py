@@ -501,7 +501,7 @@ def simulate_arena(report: Report, rule: NchwcRule = NchwcRule(),
 
 
 def _term(f: Mapping[str, float], name: str) -> float:
-    return 1.0 if name == "const" else float(f.get(name, 0))  # 0: recorded before the term
+    return 1.0 if name == "const" else float(f[name])
 
 
 def evaluate(coef: Mapping[str, float], f: Mapping[str, float]) -> float:
