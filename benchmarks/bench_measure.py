@@ -140,6 +140,19 @@ def main() -> int:
             print(f"\n{within}/{len(rows) + len(failed)} nets within ±15 %; median |error| "
                   f"{statistics.median(errs):.1f} %, worst {errs[-1]:.1f} %"
                   + (f"; not measured: {', '.join(failed)}" if failed else ""))
+            # the truth's own spread: how far a net's rounds fall from its median round
+            moved = sorted(max(abs(x.measured_ms / c.measured_ms - 1.0) for x in cs) * 100
+                           for c, (_, cs) in zip(rows, kept) if len(cs) > 1)
+            if moved:
+                print(f"the machine itself: {sum(m > 15 for m in moved)}/{len(moved)} nets had "
+                      f"a round more than 15 % from their median round (median of the "
+                      f"largest gaps {statistics.median(moved):.1f} %)")
+            state = (json.loads(Path(device).read_text()).get("probe", {})
+                     if Path(device).is_file() else {})
+            if "pass_spread_median" in state:
+                print(f"the calibration: a point's two passes differed by "
+                      f"{state['pass_spread_median'] * 100:.1f} % (median), "
+                      f"{state['pass_spread_p90'] * 100:.1f} % (90th percentile)")
     return 0
 
 

@@ -389,6 +389,20 @@ def test_calibrate_keeps_the_mean_reading_or_a_streaming_points_slower(monkeypat
     plan = calibrate.Plan(points=(fc,), fusion_points=(), chains=(), repeats=1, passes=2)
     measured = calibrate.run_plan(plan, 1, show=False)
     assert [s.ms for s in measured["samples"]] == [kept]
+    # the machine's own repeatability: the second pass took 3/5 of the first
+    assert measured["probe"]["pass_spread_median"] == 0.4
+    assert measured["probe"]["pass_spread_points"] == 1
+
+
+def test_pass_spread_leaves_out_points_the_profiler_rounds():
+    def timed(ms):
+        point = calibrate.single("relu", "ReLU", [(1, 8, 4, 4)])
+        return calibrate._Timed("layer", point, _fake_measured(point, ms), 1.0, 1.0)
+
+    runs = [[timed(0.5), timed(0.55)], [timed(0.02), timed(0.01)], [timed(2.0)]]
+    assert calibrate.pass_spread(runs) == {"pass_spread_median": 0.1, "pass_spread_p90": 0.1,
+                                           "pass_spread_points": 1}
+    assert calibrate.pass_spread(runs[1:]) == {}
 
 
 def test_batch1_fc_points_stream_a_quarter_gib_of_weights(monkeypatch):

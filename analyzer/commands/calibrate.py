@@ -14,6 +14,10 @@ from analyzer.timing.calibrate import build_profile, default_output, plan, run_p
 from analyzer.timing.runtime import require_ort
 from analyzer.timing.runtime_memory import calibrate as calibrate_memory
 
+# a median pass-to-pass spread above this is worth a warning: a calibration whose points
+# move this much between two readings predicts no better than that
+SPREAD_WARN = 0.05
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="cnnstat calibrate", description=(
@@ -77,5 +81,13 @@ def main(argv: Sequence[str]) -> int:
               f"{state['readings']} probe readings in that state; "
               f"{state['points_measured_again']} point(s) measured again, "
               f"{state['points_out_of_state']} never in that state")
+    if "pass_spread_median" in state:
+        median, p90 = state["pass_spread_median"] * 100, state["pass_spread_p90"] * 100
+        print(f"repeatability: a point's two passes differed by {median:.1f} % (median), "
+              f"{p90:.1f} % (90th percentile) over {state['pass_spread_points']} points")
+        if median > SPREAD_WARN * 100:
+            print(f"warning: this machine's speed moved by more than {SPREAD_WARN:.0%} while "
+                  "it was measured (another program, or a shared host); predictions from "
+                  "this profile inherit that error — calibrate again when it is idle")
     return 0
 

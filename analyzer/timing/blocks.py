@@ -18,7 +18,7 @@ blocks themselves, written as a torchvision export writes them (ONNX ops, opset 
   view sizes computed from a symbolic batch dim (shape arithmetic the runtime runs),
   DenseNet's BN-ReLU-conv layer after a Concat;
 - ConvNeXt's block (depthwise 7×7, Transpose to channels-last, LayerNorm, Linear, GELU as
-  ``x·0.5·(1+erf(x/√2))``, Linear, layer scale, Transpose back, Add) and a self-attention
+  ``x·0.5·(1+erf(x/√2))``, Linear, Transpose back, layer scale, Add) and a self-attention
   block (batched MatMul, Softmax, Transpose).
 
 Each block is read back by cnnstat's own ONNX reader, so its layers carry exactly the
@@ -175,9 +175,20 @@ class Builder:
         return self.cba(x, self.shapes[x][1])
 
     def model(self, outputs: Sequence[str]) -> bytes:
+        """The graph as torch exports it with a dynamic batch (``dynamic_axes``, as every
+        torchvision graph in the corpus has): the inputs' and outputs' first dim is the
+        symbolic ``N``. It matters for a Linear on a 3-D/4-D tensor: onnxruntime turns
+        MatMul + bias Add into one Gemm only when every shape is known; with ``N`` it folds
+        the bias into the GELU after it (``BiasGelu``, measured 2.5× a plain ``Gelu`` at
+        ConvNeXt's 56²×384) and the second Linear's bias Add runs as a node of its own. The
+        other blocks run the same nodes either way."""
         from onnx import TensorProto, helper
 
-        outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, list(self.shapes[o]))
+        for i, x in enumerate(self.inputs):
+            shape = ["N", *list(self.shapes[x.name])[1:]]
+            self.inputs[i] = helper.make_tensor_value_info(x.name, TensorProto.FLOAT, shape)
+        outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT,
+                                              ["N", *list(self.shapes[o])[1:]])
                 for o in outputs]
         graph = helper.make_graph(self.nodes, self.name, self.inputs, outs, self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -275,11 +286,8 @@ def shuffle_dynamic(c: int, hw: int) -> Block:
     symbolic: the chunk's bounds and the shuffle's view sizes come from Shape → Gather →
     Add/Div/Mul → Unsqueeze → Concat, nodes cnnstat folds (the net's ``shape_nodes``) but
     onnxruntime runs on every call, and the Slices read bounds it computes."""
-    from onnx import TensorProto, helper
-
     b = Builder(f"shuffle dynamic {c} {hw}²")
     x = b.stem((1, c, hw, hw))
-    b.inputs[0] = helper.make_tensor_value_info("in0", TensorProto.FLOAT, ["N", c, hw, hw])
     y = b.cba(x, c)
     one = b.const(np.array(1, np.int64))
     axis, zero = b.const(np.array([1], np.int64)), b.const(np.array([0], np.int64))
@@ -325,15 +333,15 @@ def dense_layer(c: int, hw: int, growth: int = 32) -> Block:
 
 
 def convnext_block(c: int, hw: int) -> Block:
-    """ConvNeXt: depthwise 7×7 → Transpose to NHWC → LayerNorm → Linear 4c → GELU → Linear c
-    → layer scale (Mul) → Transpose back → residual Add."""
+    """ConvNeXt as torchvision's CNBlock: depthwise 7×7 → Transpose to NHWC → LayerNorm →
+    Linear 4c → GELU → Linear c → Transpose back → layer scale (Mul by a c×1×1 constant) →
+    residual Add."""
     b = Builder(f"convnext {c} {hw}²")
     x = b.stem((1, c, hw, hw))
     y = b.conv(x, c, 7, 1, group=c, bias=True)
     y = b.layer_norm(b.transpose(y, (0, 2, 3, 1)))
-    y = b.linear(b.gelu(b.linear(y, 4 * c)), c)
-    y = b.op("Mul", [y, b.weight(c)], b.shapes[y])
-    y = b.add(b.transpose(y, (0, 3, 1, 2)), x)
+    y = b.transpose(b.linear(b.gelu(b.linear(y, 4 * c)), c), (0, 3, 1, 2))
+    y = b.add(b.op("Mul", [b.weight(c, 1, 1), y], b.shapes[y]), x)
     return Block(b.name, "convnext", b.model([b.tail(y)]))
 
 

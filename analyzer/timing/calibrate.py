@@ -483,7 +483,7 @@ def block_points(quick: bool) -> list[Point]:
         for i, b in enumerate(blocks(quick)):
             path = Path(tmp) / f"block{i}.onnx"
             path.write_bytes(b.onnx)
-            net = load_net(str(path), batch=1)  # the shape block's batch is symbolic
+            net = load_net(str(path), batch=1)  # every block's batch is symbolic
             net = dataclasses.replace(net, name=b.label, path=f"<calibrate {b.label}>")
             points.append(Point(b.label, net, onnx=b.onnx, group=b.group))
     return points
@@ -557,7 +557,7 @@ def context_tables(measured: Sequence[Measured]) -> dict[str, Any]:
             r = layers[i]
             if r.layer.kind == "Input":
                 continue
-            for k in c.keys:
+            for k in (c.ahead, *c.keys):
                 runs.setdefault(k, []).append(float(c.runs))
             if c.runs and not copies:
                 count = float(m.reorders.get(r.layer.name, (0, 0.0))[0])
@@ -801,6 +801,7 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
             if not in_state(t):
                 retry.append(point)
         best = {key: typical(ts, in_state) for key, ts in runs.items()}
+        spread = pass_spread(list(runs.values()))
     finally:
         _LOWERED.clear()
         if progress:
@@ -832,12 +833,35 @@ def run_plan(p: Plan, threads: int, show: bool = True) -> dict[str, Any]:
         "readings": len(readings),
         "readings_in_state": sum(same_state(r, ref) for r in readings),
         "points_measured_again": retried,
-        "points_out_of_state": sum(not in_state(t) for t in best.values())}
+        "points_out_of_state": sum(not in_state(t) for t in best.values()),
+        **spread}
     return {"samples": samples, "fusions": fusions, "profiler_ms_per_node": per_node,
             "context": context, "reorder": reorder, "record": [record(m) for m in seen],
             "shape_node_ms": shape_ms,
             "per_layer_overhead_ms": max(statistics.median(overheads), 0.0) if overheads else 0.0,
             "probe": state}
+
+
+# points whose layers take less than this (ms) are left out of the pass-to-pass spread: the
+# profiler times nodes in whole µs, so a 10 µs point moves 10 % by rounding alone
+SPREAD_MIN_MS = 0.1
+
+
+def pass_spread(runs: Sequence[Sequence[_Timed]]) -> dict[str, Any]:
+    """How far this machine's speed moved while it was measured: for each point measured in
+    two passes (minutes apart; the second in reverse order) with the same nodes and at least
+    :data:`SPREAD_MIN_MS`, |second / first − 1| of its layers' summed time; their median and
+    90th percentile (fractions) and how many points. A prediction cannot be steadier than
+    the machine it was fitted on."""
+    moved = sorted(abs(b / a - 1.0) for a, b in (
+        (sum(ts[0].m.layer_ms.values()), sum(ts[1].m.layer_ms.values())) for ts in runs
+        if len(ts) > 1 and ts[0].m.layer_ms.keys() == ts[1].m.layer_ms.keys())
+        if a >= SPREAD_MIN_MS)
+    if not moved:
+        return {}
+    return {"pass_spread_median": round(statistics.median(moved), 4),
+            "pass_spread_p90": round(moved[min(len(moved) - 1, int(0.9 * len(moved)))], 4),
+            "pass_spread_points": len(moved)}
 
 
 def typical(runs: Sequence[_Timed], in_state: Callable[[_Timed], bool]) -> _Timed:

@@ -603,6 +603,10 @@ class LayerContext:
     # pooling or element-wise node reads what that convolution wrote, in its layout
     layout: str = ""
     inputs: tuple[str, ...] = ()  # the layout each input was written in, one per bottom
+    # the most specific key: the signature, its first input's node and the signatures of the
+    # layers reading its output (a MatMul's bias Add folds into a GELU after it, not into
+    # a layer-scale Mul: onnxruntime's BiasGelu)
+    ahead: str = ""
 
     def moved(self, r: LayerResult) -> float:
         """Bytes of the inputs a reorder before this layer's node converts: for a
@@ -637,18 +641,26 @@ def walk_context(report: Report, nchwc: Callable[[int, LayerResult], bool | None
     """Each layer's context in execution order. ``nchwc(i, r)`` tells a convolution's
     layout; ``decide(i, sig, keys)`` whether layer ``i`` runs a node and, if not, the layer
     it is computed by (None: its first producer's node). Keys, most specific first: the
-    signature with every input's producing node (``*``: read by other layers too), with the
-    first input's producing node, with that node's kind, and the signature alone."""
+    signature with its first input's producing node and the signatures of the layers
+    reading its output (``ahead``, passed to ``decide`` first), with every input's producing
+    node (``*``: read by other layers too), with the first input's producing node, with that
+    node's kind, and the signature alone."""
     prods, readers = producers(report)
     out: list[LayerContext] = []
+    layouts = [nchwc(i, r) if r.layer.kind == "Convolution" else None
+               for i, r in enumerate(report.layers)]
+    sigs = [signature(r, b) for r, b in zip(report.layers, layouts)]
+    reads: list[set[str]] = [set() for _ in report.layers]
+    for j, ps in enumerate(prods):
+        for p in ps:
+            reads[p].add(sigs[j])
 
     def node(p: int) -> str:  # what produces a layer's input: its node, with its layout
         c = out[out[p].root]
         return c.sig if c.sig.startswith("Convolution") or not c.layout else f"{c.sig}~{c.layout}"
 
     for i, r in enumerate(report.layers):
-        blocked = nchwc(i, r) if r.layer.kind == "Convolution" else None
-        sig = signature(r, blocked)
+        blocked, sig = layouts[i], sigs[i]
         if blocked is not None:
             layout = "n" if blocked else "p"
         else:
@@ -661,11 +673,13 @@ def walk_context(report: Report, nchwc: Callable[[int, LayerResult], bool | None
         if r.layer.kind == "Input":
             out.append(LayerContext(sig, keys, False, i))
             continue
-        runs, into = decide(i, sig, keys)
+        ahead = f"{first[1]} -> {'|'.join(sorted(reads[i]))}"
+        runs, into = decide(i, sig, (ahead, *keys))
         root = i if runs else (into if into is not None else
                                (out[prods[i][0]].root if prods[i] else i))
         out.append(LayerContext(sig, keys, runs, root, layout=layout,
-                                inputs=tuple(out[out[p].root].layout or "p" for p in prods[i])))
+                                inputs=tuple(out[out[p].root].layout or "p" for p in prods[i]),
+                                ahead=ahead))
     return out
 
 
