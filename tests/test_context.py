@@ -26,6 +26,7 @@ from analyzer.timing.blocks import GROUP_WIDTHS, GROUPS, blocks
 from analyzer.timing.profile import (
     CPU_KIND_FORMS,
     Profile,
+    conv_nchwc,
     fit_profile,
     predict_context,
     timing_key,
@@ -155,6 +156,17 @@ def test_predicted_nodes_are_what_onnxruntime_ran(replayed, path, nodes):
     assert sum(c.runs for c in contexts) == nodes
 
 
+def test_linear_bias_fuses_into_the_gelu_after_it_on_convnext(replayed):
+    """What onnxruntime ran on ConvNeXt-Small (its optimized graph: 72 MatMul, 72 Add, 36
+    BiasGelu, 36 Mul): the first Linear's bias Add folds into the GELU (timed on its Div),
+    the second Linear's runs, as does the layer scale after the Transpose back."""
+    report = _report(MODERN / "convnext_small.onnx")
+    contexts = predict_context(report, replayed)
+    ran = collections.Counter(r.layer.type for r, c in zip(report.layers, contexts) if c.runs)
+    assert ran["MatMul"] == 72 and ran["Add"] == 72 and ran["Div"] == 36 and ran["Mul"] == 36
+    assert ran["Erf"] == 0
+
+
 def test_se_block_structure_on_regnet_y(replayed):
     report = _report(MODERN / "regnet_y_1_6gf.onnx")
     contexts = predict_context(report, replayed)
@@ -170,6 +182,21 @@ def test_se_block_structure_on_regnet_y(replayed):
     # onnxruntime ran 112 reorders in this net; the SE blocks' Mul and the plain grouped
     # convs are where the context table predicts them
     assert 80 <= sum(c.reorders for c in contexts) <= 130
+
+
+def test_two_group_convolutions_are_laid_out_by_their_channels_per_group(replayed):
+    """Two groups are timed with the dense convolutions while they run blocked (AlexNet's, 48
+    and 128 channels per group); RegNetY-1.6GF's first stage has two groups of 24, which
+    onnxruntime runs plain like its other 24-channel groups: one GEMM per group."""
+    context = replayed.data["context"]
+    regnet = _report(MODERN / "regnet_y_1_6gf.onnx")
+    two = [r for r in regnet.layers if r.gemm is not None and r.gemm.groups == 2]
+    assert len(two) == 2 and not any(conv_nchwc(context, r) for r in two)
+    assert {timing_key(r, replayed.kinds, context) for r in two} == {"Convolution/grouped-plain"}
+    alexnet = _report(CAFFE_CORPUS / "bvlc_alexnet_deploy.prototxt")
+    two = [r for r in alexnet.layers if r.gemm is not None and r.gemm.groups == 2]
+    assert len(two) == 3 and all(conv_nchwc(context, r) for r in two)
+    assert {timing_key(r, replayed.kinds, context) for r in two} == {"Convolution"}
 
 
 def test_silu_runs_as_one_node_on_efficientnet(replayed):

@@ -193,7 +193,9 @@ def timing_key(r: LayerResult, keys: Mapping[str, Any],
     if classify is not None and any(k.startswith(kind + "/") for k in keys):
         sub = classify(r)
         if kind == "Convolution" and context and conv_nchwc(context, r) is False:
-            plain = f"{kind}/{sub + '-' if sub else ''}plain"
+            # run plain, two groups are two GEMMs like any grouped convolution's
+            base = sub or ("grouped" if r.gemm is not None and r.gemm.groups > 1 else "")
+            plain = f"{kind}/{base + '-' if base else ''}plain"
             if plain in keys:
                 return plain
         if sub and f"{kind}/{sub}" in keys:
@@ -554,7 +556,10 @@ def _channels_key(x: int) -> str:
 
 def conv_layout_key(r: LayerResult) -> str:
     """What decides whether a runtime runs a convolution in a blocked layout: its class and
-    its channels per group (``grouped/8/8``, ``1x1/16/32``, :func:`_channels_key`)."""
+    its channels per group (``grouped/8/8``, ``1x1/16/32``, :func:`_channels_key`). A
+    two-group convolution, timed with the dense ones (:func:`conv_class`), is laid out as
+    any grouped one: onnxruntime blocks a grouped convolution by its channels per group
+    (RegNetY-1.6GF's first stage, 2 groups of 24, runs plain)."""
     if not r.in_shapes or not r.out_shapes or len(r.in_shapes[0]) < 2:
         return "other"
     g = conv_geometry(r.layer, r.in_shapes[0])
@@ -564,6 +569,8 @@ def conv_layout_key(r: LayerResult) -> str:
     if cls == "image":
         return f"image/{_channels_key(r.out_shapes[0][1])}"
     group = max(int(g["group"]), 1)
+    if group > 1:
+        cls = "grouped"
     return (f"{cls}/{_channels_key(g['c_in'] // group)}/"
             f"{_channels_key(r.out_shapes[0][1] // group)}")
 
@@ -699,8 +706,10 @@ def conv_nchwc(context: Mapping[str, Any], r: LayerResult) -> bool | None:
     key = conv_layout_key(r)
     if key in layout:
         return bool(layout[key] >= 0.5)
-    cls = key.split("/")[0]
-    same = [v for k, v in layout.items() if k.split("/")[0] == cls]
+    # an unmeasured key: the same channels per group in the other classes, else the class
+    cls, _, channels = key.partition("/")
+    same = ([v for k, v in layout.items() if k.partition("/")[2] == channels]
+            or [v for k, v in layout.items() if k.partition("/")[0] == cls])
     return bool(same) and statistics.fmean(same) >= 0.5
 
 
