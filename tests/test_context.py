@@ -184,6 +184,19 @@ def test_se_block_structure_on_regnet_y(replayed):
     assert 80 <= sum(c.reorders for c in contexts) <= 130
 
 
+def test_linears_over_tokens_are_timed_apart_from_classifier_heads(replayed):
+    """ConvNeXt's Linears (3136 rows at 56²) are compute-bound GEMMs with their own fit;
+    its classifier and AlexNet's fc layers at the file's batch of 10 stay with the heads."""
+    assert "InnerProduct/tokens" in replayed.kinds and "InnerProduct" in replayed.kinds
+    convnext = _report(MODERN / "convnext_small.onnx")
+    keys = collections.Counter(timing_key(r, replayed.kinds) for r in convnext.layers
+                               if r.layer.kind == "InnerProduct")
+    assert keys == {"InnerProduct/tokens": 72, "InnerProduct": 1}
+    alexnet = _report(CAFFE_CORPUS / "bvlc_alexnet_deploy.prototxt")
+    assert {timing_key(r, replayed.kinds) for r in alexnet.layers
+            if r.layer.kind == "InnerProduct"} == {"InnerProduct"}
+
+
 def test_two_group_convolutions_are_laid_out_by_their_channels_per_group(replayed):
     """Two groups are timed with the dense convolutions while they run blocked (AlexNet's, 48
     and 128 channels per group); RegNetY-1.6GF's first stage has two groups of 24, which

@@ -196,6 +196,18 @@ def fc_points(quick: bool) -> list[Point]:
     return points
 
 
+def token_points(quick: bool) -> list[Point]:
+    """Linears over tokens (``InnerProduct/tokens``): the widths of ConvNeXt's MLP at 56²
+    and 14², Swin-T's at 56² and 7², ViT-B/16's (197 tokens) and a CLIP-like 50 tokens
+    (tokens × input width → output width, no bias: the nets' bias Add is a node of its own
+    or folds into the GELU after it)."""
+    grid = [(3136, 96, 384), (3136, 384, 96), (196, 384, 1536), (197, 768, 3072),
+            (49, 768, 3072), (197, 3072, 768), (784, 192, 768), (50, 512, 2048)]
+    return [single(f"linear {t}×{i}→{o}", "InnerProduct", [(1, t, i)], num_output=o,
+                   bias=False, axis=2, copies=_copies(i * o * 4, most=4))
+            for t, i, o in (grid[::3] if quick else grid)]
+
+
 _EVICT_BYTES = 96 * 2**20  # weights a conv point's copies hold (a batch-1 fc: stream_bytes)
 
 
@@ -713,13 +725,14 @@ class Plan:
 
 def plan(quick: bool, seed: int = 0) -> Plan:
     rng = np.random.default_rng(seed)
-    convs = conv_points(40 if quick else 140, rng)
+    convs = conv_points(36 if quick else 140, rng)
     points = [aliases(), *convs, *first_points(quick), *mobile_points(quick), *fc_points(quick),
+              *token_points(quick),
               *other_points(quick), *between_points(quick), *block_points(quick)]
     fusions = tuple(pair(a, b) for a, b in FUSION_CANDIDATES)
     chains = (chain("chain 20", 20), chain("chain 40", 40))
     return Plan(tuple(points), fusions, chains, repeats=5 if quick else 7,
-                retry_seconds=5.0 if quick else 30.0)
+                retry_seconds=3.0 if quick else 30.0)
 
 
 def _progress() -> Any:

@@ -167,6 +167,24 @@ def conv_class(r: LayerResult) -> str:
     return "1x1" if _is_1x1(r) else ""
 
 
+# An inner product over at least this many rows (the dims before its axis: tokens, pixels
+# of a channels-last map) is a compute-bound GEMM, like a 1×1 convolution, not a classifier
+# head streaming its weights once per image.
+TOKEN_ROWS = 32
+
+
+def fc_class(r: LayerResult) -> str:
+    """``tokens``: a Linear over a transformer's tokens or a channels-last map (ConvNeXt's
+    56² × 96 → 384: 3136 rows); ``""``: a classifier head over a batch of images. One fit over
+    both has to choose between a bandwidth-bound and a compute-bound form with a few points of
+    each, and a calibration's choice moved ConvNeXt-Small's prediction by a fifth."""
+    if not r.in_shapes:
+        return ""
+    shape = r.in_shapes[0]
+    axis = r.layer.attr("axis", 1) % max(len(shape), 1)
+    return "tokens" if math.prod(shape[:axis]) >= TOKEN_ROWS else ""
+
+
 # Kinds whose layers a profile may split into classes, each with its own fit
 # ("Convolution/depthwise"); a profile without a class's entry uses the kind's.
 def broadcast_class(r: LayerResult) -> str:
@@ -176,7 +194,8 @@ def broadcast_class(r: LayerResult) -> str:
 
 
 SUBKINDS: dict[str, Callable[[LayerResult], str]] = {"Convolution": conv_class,
-                                                     "Broadcast": broadcast_class}
+                                                     "Broadcast": broadcast_class,
+                                                     "InnerProduct": fc_class}
 
 
 def timing_key(r: LayerResult, keys: Mapping[str, Any],
@@ -335,6 +354,7 @@ CPU_KIND_FORMS: dict[str, Form | tuple[Form, ...]] = {
                                        "im2col", "groups")),
     "Convolution/depthwise-plain": Form(("const", "in_bytes", "out_bytes", "macs")),
     "InnerProduct": (Form(("const",), ("macs", "bytes")), FC_SUM_FORM),
+    "InnerProduct/tokens": Form(("const", "in_bytes", "out_bytes", "param_bytes", "macs")),
     **{f"Broadcast/{op}:{form}": Form(("const", "flops", "spill_bytes"), ("floor", "bytes"))
        for op in ("Add", "Mul", "Div", "Sub") for form in ("same", "bcast", "const")},
 }
