@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default session options) and write a device profile for --device."))
     p.add_argument("-o", "--output", help="profile .json to write (default: "
                    "~/.config/cnnstat/devices/this-cpu.json, usable as --device this-cpu)")
-    p.add_argument("--quick", action="store_true", help="a smaller grid (under a minute)")
+    p.add_argument("--quick", action="store_true", help="a smaller grid (70–90 s on 2 cores)")
     p.add_argument("--threads", type=int, default=0,
                    help="pin onnxruntime's intra-op thread count (default: its own choice)")
     p.add_argument("--seed", type=int, default=0, help="grid sampling seed")
