@@ -37,6 +37,7 @@ from analyzer.commands.calibrate import main as calibrate  # noqa: E402
 from analyzer.errors import CnnstatError  # noqa: E402
 from analyzer.frontends.load import load_net  # noqa: E402
 from analyzer.timing.measure import by_class, compare, to_json  # noqa: E402
+from analyzer.timing.profile import load_profile  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "corpus"
 CAFFE = ["bvlc_alexnet_deploy", "bvlc_googlenet_deploy", "resnet50_deploy",
@@ -147,8 +148,7 @@ def main() -> int:
                 print(f"the machine itself: {sum(m > 15 for m in moved)}/{len(moved)} nets had "
                       f"a round more than 15 % from their median round (median of the "
                       f"largest gaps {statistics.median(moved):.1f} %)")
-            state = (json.loads(Path(device).read_text()).get("probe", {})
-                     if Path(device).is_file() else {})
+            state = load_profile(device).data.get("probe", {})
             if "pass_spread_median" in state:
                 print(f"the calibration: a point's two passes differed by "
                       f"{state['pass_spread_median'] * 100:.1f} % (median), "

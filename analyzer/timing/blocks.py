@@ -58,7 +58,8 @@ class Builder:
         from onnx import TensorProto, helper
 
         name = f"in{len(self.inputs)}"
-        self.inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+        self.inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                                         ["N", *list(shape)[1:]]))
         self.shapes[name] = tuple(shape)
         return name
 
@@ -176,17 +177,14 @@ class Builder:
 
     def model(self, outputs: Sequence[str]) -> bytes:
         """The graph as torch exports it with a dynamic batch (``dynamic_axes``, as every
-        torchvision graph in the corpus has): the inputs' and outputs' first dim is the
-        symbolic ``N``. It matters for a Linear on a 3-D/4-D tensor: onnxruntime turns
+        torchvision graph in the corpus has): the inputs' (:meth:`input`) and outputs' first
+        dim is the symbolic ``N``. It matters for a Linear on a 3-D/4-D tensor: onnxruntime turns
         MatMul + bias Add into one Gemm only when every shape is known; with ``N`` it folds
         the bias into the GELU after it (``BiasGelu``, measured 2.5× a plain ``Gelu`` at
         ConvNeXt's 56²×384) and the second Linear's bias Add runs as a node of its own. The
         other blocks run the same nodes either way."""
         from onnx import TensorProto, helper
 
-        for i, x in enumerate(self.inputs):
-            shape = ["N", *list(self.shapes[x.name])[1:]]
-            self.inputs[i] = helper.make_tensor_value_info(x.name, TensorProto.FLOAT, shape)
         outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT,
                                               ["N", *list(self.shapes[o])[1:]])
                 for o in outputs]
